@@ -1,0 +1,1 @@
+//! Inventory: the model of a kbs inventory file, its loading and validation.

@@ -1,0 +1,1 @@
+//! Simulated kubeadm, kubelet, kubectl, kube-apiserver and kube-vip for the lab.

@@ -1,0 +1,1 @@
+//! SSH transport: russh connections, authentication, host keys, bastions, sudo, exec and upload.
