@@ -57,6 +57,8 @@ pub(crate) struct Draft {
     pub ssh: SshSettings,
     pub groups: BTreeMap<String, Group>,
     pub hosts: Vec<Host>,
+    /// Some host's roles (or the host itself) failed to decode, so counting roles would mislead.
+    pub roles_incomplete: bool,
     pub addons: Addons,
 }
 
@@ -103,6 +105,7 @@ pub(crate) fn decode(root: &Node, paths: &PathContext, findings: &mut Findings) 
     let mut decoder = Decoder {
         reader: Reader { findings },
         paths,
+        roles_incomplete: false,
     };
     decoder.inventory(root)
 }
@@ -110,6 +113,7 @@ pub(crate) fn decode(root: &Node, paths: &PathContext, findings: &mut Findings) 
 struct Decoder<'f, 'p> {
     reader: Reader<'f>,
     paths: &'p PathContext<'p>,
+    roles_incomplete: bool,
 }
 
 impl Decoder<'_, '_> {
@@ -157,6 +161,7 @@ impl Decoder<'_, '_> {
             ssh,
             groups,
             hosts,
+            roles_incomplete: self.roles_incomplete,
             addons,
         })
     }
@@ -407,7 +412,10 @@ impl Decoder<'_, '_> {
     }
 
     fn host(&mut self, node: &Node, path: &str, pos: Pos) -> Option<Host> {
-        let fields = self.reader.fields(node, path, pos, HOST_KEYS)?;
+        let Some(fields) = self.reader.fields(node, path, pos, HOST_KEYS) else {
+            self.roles_incomplete = true;
+            return None;
+        };
         let name =
             match self
                 .reader
@@ -438,7 +446,9 @@ impl Decoder<'_, '_> {
             }
             None => String::new(),
         };
+        let errors_before_roles = self.findings().error_count();
         let roles = self.roles(&fields);
+        self.roles_incomplete |= self.findings().error_count() > errors_before_roles;
         let node_ip = match self.reader.text(&fields, "nodeIp") {
             Some(text) => syntax::ip(&text.value, "nodeIp")
                 .map_err(|problem| self.problem(text.pos, problem))

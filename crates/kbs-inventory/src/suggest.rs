@@ -3,7 +3,8 @@
 /// The candidate closest to `input`, if one is close enough to be a plausible typo.
 ///
 /// Case, `-` and `_` are ignored first so `node_ip` finds `nodeIp` and `controlplane` finds
-/// `control-plane`; otherwise the best Jaro-Winkler match above a threshold wins.
+/// `control-plane`; then a candidate containing the input wins; otherwise the best Jaro-Winkler
+/// match above a threshold.
 pub(crate) fn did_you_mean<'a, I>(input: &str, candidates: I) -> Option<String>
 where
     I: IntoIterator<Item = &'a str>,
@@ -11,10 +12,14 @@ where
     let wanted = normalize(input);
     let mut best: Option<(f64, &str)> = None;
     for candidate in candidates {
-        let score = if normalize(candidate) == wanted {
+        let normalized = normalize(candidate);
+        let score = if normalized == wanted {
             2.0
+        } else if wanted.len() >= 3 && normalized.contains(&wanted) {
+            // `nginx` for `ingress-nginx`: a distinctive part of the name.
+            1.5
         } else {
-            strsim::jaro_winkler(&wanted, &normalize(candidate))
+            strsim::jaro_winkler(&wanted, &normalized)
         };
         if best.is_none_or(|(best_score, _)| score > best_score) {
             best = Some((score, candidate));
@@ -50,5 +55,9 @@ mod tests {
         assert_eq!(did_you_mean("adress", keys).as_deref(), Some("address"));
         assert_eq!(did_you_mean("rolse", keys).as_deref(), Some("roles"));
         assert_eq!(did_you_mean("colour", keys), None);
+        assert_eq!(
+            did_you_mean("nginx", ["ingress-nginx", "traefik"]).as_deref(),
+            Some("ingress-nginx")
+        );
     }
 }

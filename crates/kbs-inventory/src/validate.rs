@@ -16,10 +16,14 @@ pub(crate) fn validate(draft: &Draft, findings: &mut Findings) {
     unique_node_ips(&draft.hosts, findings);
     subnets_disjoint(&draft.cluster, findings);
     hosts_in_host_subnet(draft, findings);
-    control_plane_count(draft, findings);
     endpoint_fits_hosts(draft, findings);
     groups_defined(draft, findings);
-    something_schedulable(draft, findings);
+    // Counting roles when some failed to decode would report phantom problems.
+    if !draft.roles_incomplete {
+        control_plane_count(draft, findings);
+        endpoint_needs_roles(draft, findings);
+        something_schedulable(draft, findings);
+    }
 }
 
 fn host_field(index: usize, field: &str) -> String {
@@ -167,14 +171,11 @@ fn control_plane_count(draft: &Draft, findings: &mut Findings) {
         .filter(|&i| draft.hosts[i].has_role(Role::ControlPlane))
         .collect();
     let Some(&last) = control_planes.last() else {
-        // Hosts whose roles failed to decode may be control planes; do not guess.
-        if !findings.has_errors() {
-            findings.error(
-                findings.pos_of("hosts"),
-                "no host has the control-plane role",
-                Some("give at least one host `roles: [control-plane]`".to_string()),
-            );
-        }
+        findings.error(
+            findings.pos_of("hosts"),
+            "no host has the control-plane role",
+            Some("give at least one host `roles: [control-plane]`".to_string()),
+        );
         return;
     };
     let count = control_planes.len();
@@ -231,7 +232,7 @@ fn endpoint_fits_hosts(draft: &Draft, findings: &mut Findings) {
             );
         }
         EndpointMode::External => {}
-        EndpointMode::Haproxy => haproxy(draft, findings),
+        EndpointMode::Haproxy => {}
         EndpointMode::None => {
             if endpoint.address.is_some() {
                 findings.error(
@@ -241,6 +242,16 @@ fn endpoint_fits_hosts(draft: &Draft, findings: &mut Findings) {
                 );
             }
         }
+    }
+}
+
+/// Endpoint rules that count roles: haproxy needs lb hosts, lb hosts need haproxy.
+fn endpoint_needs_roles(draft: &Draft, findings: &mut Findings) {
+    let Some(endpoint) = &draft.cluster.endpoint else {
+        return;
+    };
+    if endpoint.mode == EndpointMode::Haproxy {
+        haproxy(draft, findings);
     }
     let lbs: Vec<usize> = (0..draft.hosts.len())
         .filter(|&i| draft.hosts[i].has_role(Role::Lb))

@@ -292,7 +292,7 @@ impl Reader<'_> {
                         "`{key}` must be a port number from 1 to 65535, found `{}`",
                         text.value
                     ),
-                    None,
+                    Some("write a whole number, e.g. 22 for SSH or 6443 for the API server".to_string()),
                 );
                 None
             }
