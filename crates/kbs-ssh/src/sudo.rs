@@ -1,0 +1,105 @@
+//! Privilege escalation with sudo, without ever putting the password in an argument, the
+//! environment or a log.
+//!
+//! The remote command line is always `sh -c '<wrapper>'`. With a password the wrapper reads the
+//! first stdin line into an unexported shell variable (`read` takes exactly one line from a pipe, so
+//! the command's own stdin follows intact) and:
+//! 1. if `sudo -n true` works (NOPASSWD or cached), runs the script with `sudo -n`: the password is
+//!    never handed to sudo, so it can never leak into the command's stdin;
+//! 2. else checks the password once with `sudo -S -k true` fed only the password (one attempt, so a
+//!    wrong password fails fast instead of sudo eating the upload's bytes as further attempts);
+//! 3. then runs the script under `sudo -S -k`, fed the password line followed by the rest of stdin.
+//!    `-k` makes sudo always read that line, even if credentials are cached, so it is consumed.
+//!    `printf` is a shell builtin, so the password is in no process's argv.
+//!
+//! Failures of sudo itself are reported on stderr behind [`MARKER`] with exit status 125 and turned
+//! into typed errors by [`classify`].
+
+use zeroize::Zeroizing;
+
+use crate::{Error, Secret};
+
+/// How to run a command on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Privilege {
+    /// As the login user.
+    #[default]
+    None,
+    /// As root via sudo; without a password `sudo -n` (fails clearly if a password is needed).
+    Sudo { password: Option<Secret> },
+}
+
+pub(crate) const MARKER: &str = "KBS-SUDO-ERROR:";
+
+/// Quote a string for POSIX sh as one word.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The exec line for `script` under `privilege`, and the bytes to send on stdin before the
+/// command's own stdin (the password line, if any).
+pub(crate) fn wrap(script: &str, privilege: &Privilege) -> (String, Option<Zeroizing<Vec<u8>>>) {
+    let inner = format!("sh -c {}", sh_quote(script));
+    match privilege {
+        Privilege::None => (inner, None),
+        Privilege::Sudo { password: None } => {
+            let wrapper = format!(
+                "e=$(LC_ALL=C sudo -n true 2>&1) || {{ printf '{MARKER}%s\\n' \"$e\" >&2; exit 125; }}\n\
+                 exec sudo -n -- {inner}"
+            );
+            (format!("sh -c {}", sh_quote(&wrapper)), None)
+        }
+        Privilege::Sudo { password: Some(pw) } => {
+            let wrapper = format!(
+                "IFS= read -r kbs_pw || kbs_pw=\n\
+                 if LC_ALL=C sudo -n true 2>/dev/null; then kbs_pw=; exec sudo -n -- {inner}; fi\n\
+                 e=$(printf '%s\\n' \"$kbs_pw\" | LC_ALL=C sudo -S -k -p '' true 2>&1) || \
+                 {{ kbs_pw=; printf '{MARKER}%s\\n' \"$e\" >&2; exit 125; }}\n\
+                 {{ printf '%s\\n' \"$kbs_pw\"; kbs_pw=; exec cat; }} | sudo -S -k -p '' -- {inner}"
+            );
+            let mut line = Zeroizing::new(Vec::with_capacity(pw.expose().len() + 1));
+            line.extend_from_slice(pw.expose().as_bytes());
+            line.push(b'\n');
+            (format!("sh -c {}", sh_quote(&wrapper)), Some(line))
+        }
+    }
+}
+
+/// Turn the wrapper's marker line into the matching error.
+pub(crate) fn classify(stderr_head: &[u8], host: &str, user: &str, privilege: &Privilege) -> Option<Error> {
+    let text = String::from_utf8_lossy(stderr_head);
+    let message = text.strip_prefix(MARKER)?.trim().replace('\n', " ");
+    let (host, user) = (host.to_string(), user.to_string());
+    let with_password = matches!(privilege, Privilege::Sudo { password: Some(_) });
+    Some(if message.contains("password is required") {
+        Error::SudoPasswordRequired { host, user }
+    } else if with_password
+        && (message.contains("incorrect password")
+            || message.contains("Sorry, try again")
+            || message.contains("no password was provided"))
+    {
+        Error::SudoWrongPassword { host, user }
+    } else {
+        Error::SudoDenied { host, user, message }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_not_in_the_command_line() {
+        let p = Privilege::Sudo {
+            password: Some(Secret::new("s3cr3t")),
+        };
+        let (line, stdin) = wrap("echo 'hi'", &p);
+        assert!(!line.contains("s3cr3t"));
+        assert_eq!(stdin.as_deref().map(Vec::as_slice), Some(&b"s3cr3t\n"[..]));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+}

@@ -1,0 +1,260 @@
+//! Real OpenSSH servers on loopback, one temp dir each (host keys, config, authorized_keys, log).
+//!
+//! Every server accepts the same authorized_keys for every local user (`AuthorizedKeysFile` is an
+//! absolute path), so one test key reaches root and the sudo test users alike.
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{read, run, write_known_hosts, ClientKey, KnownHostsEntry};
+
+/// How to configure the servers.
+#[derive(Debug, Clone)]
+pub struct SshdOptions {
+    authorized_keys: Vec<String>,
+    allow_tcp_forwarding: bool,
+    log_level: String,
+    extra_config: Vec<String>,
+}
+
+impl SshdOptions {
+    /// No authorized keys yet, TCP forwarding allowed, LogLevel INFO.
+    pub fn new() -> Self {
+        SshdOptions {
+            authorized_keys: Vec::new(),
+            allow_tcp_forwarding: true,
+            log_level: "INFO".into(),
+            extra_config: Vec::new(),
+        }
+    }
+
+    /// Accept this client key (for every user).
+    pub fn authorize(mut self, key: &ClientKey) -> Self {
+        self.authorized_keys.push(key.public.clone());
+        self
+    }
+
+    pub fn allow_tcp_forwarding(mut self, allow: bool) -> Self {
+        self.allow_tcp_forwarding = allow;
+        self
+    }
+
+    /// sshd `LogLevel` (e.g. `DEBUG3` to check what the server logs).
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
+    /// An extra sshd_config line.
+    pub fn config_line(mut self, line: &str) -> Self {
+        self.extra_config.push(line.into());
+        self
+    }
+}
+
+impl Default for SshdOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One running `sshd -D -e` on 127.0.0.1; killed on drop.
+pub struct Sshd {
+    dir: TempDir,
+    port: u16,
+    host_key: String,
+    child: Child,
+}
+
+impl Sshd {
+    /// Start one server and wait until it speaks SSH.
+    pub fn start(opts: &SshdOptions) -> Sshd {
+        crate::require_root();
+        // Privilege separation directory; sshd refuses to start without it.
+        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        let dir = TempDir::new().expect("temp dir for sshd");
+        let key = dir.path().join("ssh_host_ed25519_key");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "kbs-test-host", "-f"])
+            .arg(&key));
+        let host_key = read(&key.with_extension("pub")).trim().to_string();
+        let mut keys = opts.authorized_keys.join("\n");
+        keys.push('\n');
+        std::fs::write(dir.path().join("authorized_keys"), keys).expect("write authorized_keys");
+        // A port picked by the kernel can be taken by someone else before sshd binds it: retry.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port();
+            let config = write_config(dir.path(), port, opts);
+            let log_path = dir.path().join("sshd.log");
+            let log = std::fs::File::create(&log_path).expect("create sshd.log");
+            let mut child = Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start /usr/sbin/sshd (is openssh-server installed?)");
+            if wait_ready(&mut child, port, &log_path) {
+                return Sshd {
+                    dir,
+                    port,
+                    host_key,
+                    child,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            assert!(
+                attempt < 5 && log.contains("Address already in use"),
+                "sshd failed to start:\n{log}"
+            );
+        }
+    }
+
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's host public key (`ssh-ed25519 AAAA... comment`).
+    pub fn host_key(&self) -> &str {
+        &self.host_key
+    }
+
+    /// The known_hosts entry OpenSSH would record for this server.
+    pub fn known_hosts_entry(&self) -> KnownHostsEntry {
+        KnownHostsEntry::new(self.host(), self.port, &self.host_key)
+    }
+
+    /// Everything sshd logged so far (`-e`: its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// The server's temp dir (config, keys, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Process id of the listening sshd.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True once the port answers with an SSH banner; false if sshd exited.
+fn wait_ready(child: &mut Child, port: u16, log: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4];
+            if s.read_exact(&mut buf).is_ok() && &buf == b"SSH-" {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!(
+        "sshd on port {port} not ready after 20 s:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("find a free loopback port")
+}
+
+fn write_config(dir: &Path, port: u16, opts: &SshdOptions) -> PathBuf {
+    let d = dir.display();
+    let mut cfg = format!(
+        "ListenAddress 127.0.0.1:{port}\n\
+         HostKey {d}/ssh_host_ed25519_key\n\
+         AuthorizedKeysFile {d}/authorized_keys\n\
+         PidFile none\n\
+         UsePAM no\n\
+         StrictModes no\n\
+         PermitRootLogin prohibit-password\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         AllowTcpForwarding {}\n\
+         LogLevel {}\n",
+        if opts.allow_tcp_forwarding { "yes" } else { "no" },
+        opts.log_level,
+    );
+    for line in &opts.extra_config {
+        cfg.push_str(line);
+        cfg.push('\n');
+    }
+    let path = dir.join("sshd_config");
+    std::fs::write(&path, cfg).expect("write sshd_config");
+    path
+}
+
+/// Many servers, started concurrently.
+pub struct SshdFleet {
+    servers: Vec<Sshd>,
+}
+
+impl SshdFleet {
+    /// Start `n` servers with the same options, in parallel.
+    pub fn start(n: usize, opts: &SshdOptions) -> SshdFleet {
+        let servers = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n).map(|_| s.spawn(|| Sshd::start(opts))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        SshdFleet { servers }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Sshd> {
+        self.servers.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> &Sshd {
+        &self.servers[i]
+    }
+
+    /// Write a known_hosts file trusting every server of the fleet.
+    pub fn write_known_hosts(&self, path: &Path, hashed: bool) {
+        let entries: Vec<KnownHostsEntry> = self.servers.iter().map(Sshd::known_hosts_entry).collect();
+        write_known_hosts(path, &entries, hashed);
+    }
+}
