@@ -14,12 +14,38 @@ pub(crate) fn parse(text: &str, findings: &mut Findings) -> Option<Node> {
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     match marked_yaml::parse_yaml_with_options(0, text, options) {
-        Ok(node) => Some(node),
+        Ok(node) => {
+            if let Some(line) = second_document_line(text) {
+                // The loader reads only the first document; a second one would be silently ignored.
+                findings.error(
+                    Pos { line, column: 1 },
+                    "a second YAML document starts here; an inventory is a single document",
+                    Some("remove the `---` line, or move the rest into a file of its own".to_string()),
+                );
+                return None;
+            }
+            Some(node)
+        }
         Err(error) => {
             report_load_error(&error, findings);
             None
         }
     }
+}
+
+/// The line of a `---` marker that follows content, if any. Inventories hold no block scalars,
+/// so a line-based look is enough.
+fn second_document_line(text: &str) -> Option<usize> {
+    let mut seen_content = false;
+    for (index, line) in text.lines().enumerate() {
+        let is_marker = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_marker && seen_content {
+            return Some(index + 1);
+        }
+        let trimmed = line.trim();
+        seen_content |= !is_marker && !trimmed.is_empty() && !trimmed.starts_with('#') && trimmed != "...";
+    }
+    None
 }
 
 fn report_load_error(error: &LoadError, findings: &mut Findings) {

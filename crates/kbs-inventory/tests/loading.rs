@@ -26,25 +26,46 @@ fn vagrant_home() -> tempfile::TempDir {
 #[test]
 fn vagrant_inventory_loads_without_errors_or_warnings() {
     let home = vagrant_home();
-    let loaded = match Loader::new().home_dir(home.path()).load(&repo_file("inventory/vagrant.yaml")) {
+    let loaded = match Loader::new()
+        .home_dir(home.path())
+        .load(&repo_file("inventory/vagrant.yaml"))
+    {
         Ok(loaded) => loaded,
         Err(error) => panic!("vagrant.yaml must load:\n{error}"),
     };
     assert!(loaded.warnings.is_empty(), "warnings: {:?}", loaded.warnings);
     let inventory = loaded.inventory;
     assert_eq!(inventory.cluster.name, "book");
-    assert_eq!(inventory.cluster.kubernetes_version, Some(KubernetesVersion { minor: 36, patch: None }));
+    assert_eq!(
+        inventory.cluster.kubernetes_version,
+        Some(KubernetesVersion {
+            minor: 36,
+            patch: None
+        })
+    );
     assert_eq!(inventory.cluster.endpoint.mode, EndpointMode::KubeVip);
-    assert_eq!(inventory.api_endpoint().map(|e| e.to_string()).as_deref(), Some("192.168.61.10:6443"));
+    assert_eq!(
+        inventory.api_endpoint().map(|e| e.to_string()).as_deref(),
+        Some("192.168.61.10:6443")
+    );
     let names = |hosts: Vec<&kbs_inventory::Host>| hosts.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
-    assert_eq!(names(inventory.control_planes().collect()), ["host01", "host02", "host03"]);
+    assert_eq!(
+        names(inventory.control_planes().collect()),
+        ["host01", "host02", "host03"]
+    );
     assert_eq!(names(inventory.workers().collect()), ["host04", "host05"]);
     assert_eq!(inventory.lbs().count(), 0);
     let host01 = inventory.host("host01").expect("host01");
-    assert_eq!(host01.node_ip, Some("192.168.61.11".parse::<IpAddr>().expect("ip")));
+    assert_eq!(
+        host01.node_ip,
+        Some("192.168.61.11".parse::<IpAddr>().expect("ip"))
+    );
     let ssh = inventory.ssh_settings(host01);
     assert_eq!(ssh.user.as_deref(), Some("vagrant"));
-    assert_eq!(ssh.identity_file, Some(home.path().join(".vagrant.d/kbs_ed25519")));
+    assert_eq!(
+        ssh.identity_file,
+        Some(home.path().join(".vagrant.d/kbs_ed25519"))
+    );
     assert!(ssh.uses_sudo());
     let addons = &inventory.addons;
     assert!(addons.calico.enabled && addons.longhorn.enabled && addons.metrics_server.enabled);
@@ -96,8 +117,14 @@ fn missing_identity_file_names_the_resolved_path() {
     );
 
     let home = tempfile::tempdir().expect("temp dir");
-    let yaml = base_with(&[("    roles: [worker]\n", "    roles: [worker]\n    ssh: {identityFile: ~/.ssh/nope}\n")]);
-    let error = Loader::new().home_dir(home.path()).parse(&yaml, Path::new("inventory.yaml")).expect_err("missing");
+    let yaml = base_with(&[(
+        "    roles: [worker]\n",
+        "    roles: [worker]\n    ssh: {identityFile: ~/.ssh/nope}\n",
+    )]);
+    let error = Loader::new()
+        .home_dir(home.path())
+        .parse(&yaml, Path::new("inventory.yaml"))
+        .expect_err("missing");
     assert_eq!(
         error.to_string(),
         format!(
@@ -114,12 +141,18 @@ fn relative_paths_start_at_the_inventory_directory() {
     std::fs::create_dir_all(dir.path().join("keys")).expect("mkdir");
     std::fs::write(dir.path().join("keys/id"), "key").expect("write");
     let path = dir.path().join("inventory.yaml");
-    std::fs::write(&path, format!("{BASE}ssh:\n  identityFile: ./keys/id\n  knownHostsFile: known_hosts\n"))
-        .expect("write inventory");
+    std::fs::write(
+        &path,
+        format!("{BASE}ssh:\n  identityFile: ./keys/id\n  knownHostsFile: known_hosts\n"),
+    )
+    .expect("write inventory");
     let inventory = kbs_inventory::load(&path).expect("loads").inventory;
     assert_eq!(inventory.ssh.identity_file, Some(dir.path().join("keys/id")));
     // knownHostsFile need not exist yet: kbs may create it.
-    assert_eq!(inventory.ssh.known_hosts_file, Some(dir.path().join("known_hosts")));
+    assert_eq!(
+        inventory.ssh.known_hosts_file,
+        Some(dir.path().join("known_hosts"))
+    );
 }
 
 #[test]
@@ -147,12 +180,21 @@ addons:
     let host = &inventory.hosts[0];
     assert_eq!(host.node_ip, None, "a DNS address gives no node IP");
     assert_eq!(host.roles, [Role::ControlPlane, Role::Worker]);
-    assert_eq!(inventory.api_endpoint().map(|e| e.to_string()).as_deref(), Some("host01.lan:6443"));
+    assert_eq!(
+        inventory.api_endpoint().map(|e| e.to_string()).as_deref(),
+        Some("host01.lan:6443")
+    );
     assert!(inventory.addons.calico.enabled, "listed with no value is enabled");
     assert!(!inventory.addons.longhorn.enabled);
     assert!(inventory.addons.ingress.enabled);
-    assert_eq!(inventory.addons.ingress.controller, None, "the default controller is chosen later");
-    assert!(!inventory.addons.metrics_server.enabled, "not listed is not installed");
+    assert_eq!(
+        inventory.addons.ingress.controller, None,
+        "the default controller is chosen later"
+    );
+    assert!(
+        !inventory.addons.metrics_server.enabled,
+        "not listed is not installed"
+    );
 }
 
 #[test]
@@ -193,8 +235,18 @@ addons:
   metricsServer: {version: 0.9.1}
 ";
     let inventory = load(yaml).inventory;
-    assert_eq!(inventory.cluster.kubernetes_version.map(|v| v.to_string()).as_deref(), Some("1.37.2"));
-    assert_eq!(inventory.api_endpoint().map(|e| e.to_string()).as_deref(), Some("10.0.0.5:8443"));
+    assert_eq!(
+        inventory
+            .cluster
+            .kubernetes_version
+            .map(|v| v.to_string())
+            .as_deref(),
+        Some("1.37.2")
+    );
+    assert_eq!(
+        inventory.api_endpoint().map(|e| e.to_string()).as_deref(),
+        Some("10.0.0.5:8443")
+    );
     let cp01 = inventory.host("cp01").expect("cp01");
     assert_eq!(cp01.node_ip, Some("10.1.0.11".parse().expect("ip")));
     assert_eq!(cp01.labels.get("example.com/tier").map(String::as_str), Some("1"));
@@ -203,7 +255,10 @@ addons:
     let ssh = inventory.ssh_settings(cp01);
     assert_eq!(ssh.user.as_deref(), Some("dmz"));
     assert_eq!(ssh.port, Some(22));
-    assert_eq!(ssh.bastion.as_ref().map(|b| b.to_string()).as_deref(), Some("jump@10.0.0.1:2222"));
+    assert_eq!(
+        ssh.bastion.as_ref().map(|b| b.to_string()).as_deref(),
+        Some("jump@10.0.0.1:2222")
+    );
     assert_eq!(ssh.connect_timeout, Some(Duration::from_secs(90)));
     assert!(!ssh.uses_sudo());
     assert_eq!(inventory.addons.metrics_server.version.as_deref(), Some("0.9.1"));
@@ -218,7 +273,10 @@ fn diagnostics_are_structured_too() {
     assert_eq!(diagnostic.severity, Severity::Error);
     assert_eq!(diagnostic.path, Path::new("inv.yaml"));
     assert_eq!((diagnostic.line, diagnostic.column), (15, 14));
-    assert_eq!(diagnostic.hint.as_deref(), Some("every host needs its own address"));
+    assert_eq!(
+        diagnostic.hint.as_deref(),
+        Some("every host needs its own address")
+    );
 }
 
 #[test]

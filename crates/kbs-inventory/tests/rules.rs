@@ -139,6 +139,15 @@ fn yaml_syntax_errors_have_a_position() {
 }
 
 #[test]
+fn a_second_yaml_document_is_refused() {
+    assert_eq!(
+        errors(&format!("---\n{BASE}---\nhosts: []\n")),
+        "inventory.yaml:18:1: error: a second YAML document starts here; an inventory is a single document\n  \
+         hint: remove the `---` line, or move the rest into a file of its own"
+    );
+}
+
+#[test]
 fn duplicate_keys_name_both_lines() {
     let yaml = base_with(&[(
         "  serviceSubnet: 10.96.0.0/12\n",
@@ -470,6 +479,13 @@ fn unsupported_kubernetes_version_lists_the_supported_ones() {
     assert_eq!(
         errors(&yaml),
         "inventory.yaml:3:22: error: Kubernetes 1.34 is not supported\n  \
+         hint: supported versions are 1.35, 1.36, 1.37, written as 1.MM or 1.MM.P"
+    );
+    // Unquoted, YAML would read 1.30 as the number 1.3; the inventory keeps the text as written.
+    let yaml = base_with(&[("  kubernetesVersion: \"1.36\"", "  kubernetesVersion: 1.30")]);
+    assert_eq!(
+        errors(&yaml),
+        "inventory.yaml:3:22: error: Kubernetes 1.30 is not supported\n  \
          hint: supported versions are 1.35, 1.36, 1.37, written as 1.MM or 1.MM.P"
     );
     let yaml = base_with(&[("  kubernetesVersion: \"1.36\"", "  kubernetesVersion: v1.36")]);

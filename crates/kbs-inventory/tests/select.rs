@@ -35,13 +35,18 @@ fn inventory() -> Inventory {
 }
 
 fn select(pattern: &str) -> Result<Vec<String>, SelectError> {
-    inventory().select(pattern).map(|hosts| hosts.iter().map(|h| h.name.clone()).collect())
+    inventory()
+        .select(pattern)
+        .map(|hosts| hosts.iter().map(|h| h.name.clone()).collect())
 }
 
 #[test]
 fn names_globs_roles_and_groups() {
     assert_eq!(select("host02").unwrap(), ["host02"]);
-    assert_eq!(select("host0*").unwrap(), ["host01", "host02", "host03", "host04"]);
+    assert_eq!(
+        select("host0*").unwrap(),
+        ["host01", "host02", "host03", "host04"]
+    );
     assert_eq!(select("host0[13]").unwrap(), ["host01", "host03"]);
     assert_eq!(select("role:worker").unwrap(), ["host04", "web01"]);
     assert_eq!(select("group:dmz").unwrap(), ["host04"]);
@@ -50,17 +55,26 @@ fn names_globs_roles_and_groups() {
 
 #[test]
 fn terms_combine_in_inventory_order_without_repeats() {
-    assert_eq!(select("web01, role:control-plane,host01").unwrap(), ["host01", "host02", "host03", "web01"]);
+    assert_eq!(
+        select("web01, role:control-plane,host01").unwrap(),
+        ["host01", "host02", "host03", "web01"]
+    );
 }
 
 #[test]
 fn a_term_matching_nothing_is_an_error_naming_it() {
     let error = select("host01,hots02").unwrap_err();
-    assert_eq!(error.to_string(), "no host matches `hots02` (did you mean `host02`?)");
+    assert_eq!(
+        error.to_string(),
+        "no host matches `hots02` (did you mean `host02`?)"
+    );
     assert_eq!(select("db*").unwrap_err().to_string(), "no host matches `db*`");
     assert_eq!(
         select("group:empty").unwrap_err(),
-        SelectError::NoMatch { term: "group:empty".into(), suggestion: None }
+        SelectError::NoMatch {
+            term: "group:empty".into(),
+            suggestion: None
+        }
     );
 }
 
@@ -79,5 +93,8 @@ fn unknown_roles_and_groups_suggest_one() {
 #[test]
 fn empty_terms_are_errors() {
     assert_eq!(select("").unwrap_err().to_string(), "empty host pattern");
-    assert_eq!(select("host01,,host02").unwrap_err().to_string(), "empty host pattern term in `host01,,host02`");
+    assert_eq!(
+        select("host01,,host02").unwrap_err().to_string(),
+        "empty host pattern term in `host01,,host02`"
+    );
 }

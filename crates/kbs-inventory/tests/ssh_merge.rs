@@ -52,7 +52,14 @@ fn later_groups_win_over_earlier_ones_and_over_the_cluster() {
     let ssh = inventory.ssh_settings(inventory.host("grouped").expect("host"));
     assert_eq!(ssh.port, Some(2201), "legacy is listed after dmz");
     assert_eq!(ssh.user.as_deref(), Some("dmz"));
-    assert_eq!(ssh.bastion, Some(Bastion { user: Some("jump".into()), host: "10.0.0.1".into(), port: None }));
+    assert_eq!(
+        ssh.bastion,
+        Some(Bastion {
+            user: Some("jump".into()),
+            host: "10.0.0.1".into(),
+            port: None
+        })
+    );
     assert_eq!(ssh.sudo, Some(true));
 }
 
@@ -68,7 +75,10 @@ fn host_settings_win_over_groups() {
 
 #[test]
 fn or_fills_only_open_fields_for_the_ssh_config_layer() {
-    let inventory = SshSettings { user: Some("ops".into()), ..SshSettings::default() };
+    let inventory = SshSettings {
+        user: Some("ops".into()),
+        ..SshSettings::default()
+    };
     let ssh_config = SshSettings {
         user: Some("someone".into()),
         port: Some(2222),
@@ -85,6 +95,15 @@ fn or_fills_only_open_fields_for_the_ssh_config_layer() {
 #[test]
 fn sudo_defaults_to_yes_unless_root() {
     assert!(SshSettings::default().uses_sudo());
-    assert!(!SshSettings { user: Some("root".into()), ..SshSettings::default() }.uses_sudo());
-    assert!(SshSettings { user: Some("root".into()), sudo: Some(true), ..SshSettings::default() }.uses_sudo());
+    assert!(!SshSettings {
+        user: Some("root".into()),
+        ..SshSettings::default()
+    }
+    .uses_sudo());
+    assert!(SshSettings {
+        user: Some("root".into()),
+        sudo: Some(true),
+        ..SshSettings::default()
+    }
+    .uses_sudo());
 }
