@@ -412,6 +412,11 @@ impl Decoder<'_, '_> {
     }
 
     fn host(&mut self, node: &Node, path: &str, pos: Pos) -> Option<Host> {
+        if let Some(name) = node.as_mapping().and_then(|map| map.get_scalar("name")) {
+            if !name.as_str().is_empty() {
+                self.findings().name_host(path, name.as_str());
+            }
+        }
         let Some(fields) = self.reader.fields(node, path, pos, HOST_KEYS) else {
             self.roles_incomplete = true;
             return None;
@@ -482,9 +487,10 @@ impl Decoder<'_, '_> {
 
     fn roles(&mut self, fields: &Fields) -> Vec<Role> {
         if fields.get("roles").is_none() {
+            let place = self.findings().describe(&fields.path);
             self.findings().error(
                 fields.pos,
-                format!("missing required key `roles` in `{}`", fields.path),
+                format!("missing required key `roles` in {place}"),
                 Some("give at least one of control-plane, worker, lb, e.g. `roles: [worker]`".to_string()),
             );
             return Vec::new();
@@ -525,9 +531,10 @@ impl Decoder<'_, '_> {
         if let Some(Node::Sequence(items)) = fields.get("roles").map(|field| field.value) {
             if items.is_empty() {
                 let pos = self.findings().pos_of(&fields.child("roles"));
+                let place = self.findings().describe(&fields.child("roles"));
                 self.findings().error(
                     pos,
-                    format!("`{}` is empty", fields.child("roles")),
+                    format!("{place} is empty"),
                     Some("give at least one of control-plane, worker, lb".to_string()),
                 );
             }

@@ -22,6 +22,8 @@ pub(crate) struct Findings {
     path: PathBuf,
     diagnostics: Vec<Diagnostic>,
     positions: HashMap<String, Pos>,
+    /// `hosts[1]` → `host02`, so messages name hosts the way the user does.
+    host_names: HashMap<String, String>,
 }
 
 impl Findings {
@@ -30,6 +32,7 @@ impl Findings {
             path: path.to_path_buf(),
             diagnostics: Vec::new(),
             positions: HashMap::new(),
+            host_names: HashMap::new(),
         }
     }
 
@@ -70,6 +73,29 @@ impl Findings {
                 None => return Pos::START,
             }
         }
+    }
+
+    /// Remembers the name of the host at `host_path` (`hosts[1]`) for messages.
+    pub fn name_host(&mut self, host_path: &str, name: &str) {
+        self.host_names.insert(host_path.to_string(), name.to_string());
+    }
+
+    /// A field path as messages show it: "the inventory", "host `host02`", "`ssh` of host
+    /// `host02`", or "`cluster.endpoint`".
+    pub fn describe(&self, path: &str) -> String {
+        if path.is_empty() {
+            return "the inventory".to_string();
+        }
+        if let Some(end) = path.starts_with("hosts[").then(|| path.find(']')).flatten() {
+            let (host_path, rest) = path.split_at(end + 1);
+            if let Some(name) = self.host_names.get(host_path) {
+                return match rest.strip_prefix('.') {
+                    Some(inner) => format!("`{inner}` of host `{name}`"),
+                    None => format!("host `{name}`"),
+                };
+            }
+        }
+        format!("`{path}`")
     }
 
     /// Whether `field` itself (not a parent) was written.

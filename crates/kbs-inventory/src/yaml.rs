@@ -201,7 +201,7 @@ impl Reader<'_> {
                 pos,
                 format!(
                     "{} must be a mapping, found {}",
-                    section_name(path),
+                    self.findings.describe(path),
                     describe(node)
                 ),
                 Some("write `key: value` lines indented under it".to_string()),
@@ -231,7 +231,7 @@ impl Reader<'_> {
             let place = if path.is_empty() {
                 "at the top level".to_string()
             } else {
-                format!("in `{path}`")
+                format!("in {}", self.findings.describe(path))
             };
             self.findings.error(
                 scalar_pos(key),
@@ -281,7 +281,10 @@ impl Reader<'_> {
         if fields.get(key).is_none() {
             self.findings.error(
                 fields.pos,
-                format!("missing required key `{key}` in {}", section_name(&fields.path)),
+                format!(
+                    "missing required key `{key}` in {}",
+                    self.findings.describe(&fields.path)
+                ),
                 Some(hint.to_string()),
             );
             return None;
@@ -345,15 +348,6 @@ impl Reader<'_> {
             .enumerate()
             .map(|(i, item)| (format!("{path}[{i}]"), node_pos(item), item))
             .collect()
-    }
-}
-
-/// `cluster.endpoint` → "`cluster.endpoint`", top level → "the inventory".
-fn section_name(path: &str) -> String {
-    if path.is_empty() {
-        "the inventory".to_string()
-    } else {
-        format!("`{path}`")
     }
 }
 

@@ -20,7 +20,7 @@ fn unknown_key_suggests_the_closest_known_key() {
     )]);
     assert_eq!(
         errors(&yaml),
-        "inventory.yaml:16:5: error: unknown key `nodeIP` in `hosts[1]`\n  hint: did you mean `nodeIp`?"
+        "inventory.yaml:16:5: error: unknown key `nodeIP` in host `host02`\n  hint: did you mean `nodeIp`?"
     );
 }
 
@@ -105,10 +105,22 @@ fn missing_sections_and_host_keys_are_reported_where_they_belong() {
     )]);
     assert_eq!(
         errors(&yaml),
-        "inventory.yaml:14:5: error: missing required key `address` in `hosts[1]`\n  \
+        "inventory.yaml:14:5: error: missing required key `address` in host `host02`\n  \
          hint: every host needs an `address:` to connect to\n\n\
-         inventory.yaml:14:5: error: missing required key `roles` in `hosts[1]`\n  \
+         inventory.yaml:14:5: error: missing required key `roles` in host `host02`\n  \
          hint: give at least one of control-plane, worker, lb, e.g. `roles: [worker]`"
+    );
+}
+
+#[test]
+fn a_host_without_a_name_is_named_by_its_index() {
+    let yaml = base_with(&[("  - name: host02\n", "  - nmae: host02\n")]);
+    assert_eq!(
+        errors(&yaml),
+        "inventory.yaml:14:5: error: unknown key `nmae` in `hosts[1]`\n  \
+         hint: did you mean `name`?\n\n\
+         inventory.yaml:14:5: error: missing required key `name` in `hosts[1]`\n  \
+         hint: every host needs a `name:`, its node name"
     );
 }
 
@@ -117,7 +129,7 @@ fn empty_roles_and_empty_hosts_are_errors() {
     let yaml = base_with(&[("    roles: [worker]", "    roles: []")]);
     assert_eq!(
         errors(&yaml),
-        "inventory.yaml:16:5: error: `hosts[1].roles` is empty\n  \
+        "inventory.yaml:16:5: error: `roles` of host `host02` is empty\n  \
          hint: give at least one of control-plane, worker, lb"
     );
     assert_eq!(
@@ -600,7 +612,7 @@ fn unknown_ssh_key_in_a_host_override() {
     )]);
     assert_eq!(
         errors(&yaml),
-        "inventory.yaml:17:11: error: unknown key `identity_file` in `hosts[1].ssh`\n  \
+        "inventory.yaml:17:11: error: unknown key `identity_file` in `ssh` of host `host02`\n  \
          hint: did you mean `identityFile`?"
     );
 }
