@@ -74,7 +74,8 @@ pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
 
 impl Inventory {
     /// Validates inventory text as if it were read from `path_for_messages`: diagnostics name
-    /// that path, and relative paths inside start at its directory.
+    /// that path, and relative paths inside start at its directory. As with [`load`], an
+    /// `identityFile` must exist; use [`Loader::home_dir`] to point `~` elsewhere in tests.
     #[allow(clippy::should_implement_trait)] // two arguments and a richer result than `FromStr`
     pub fn from_str(yaml: &str, path_for_messages: &Path) -> Result<Loaded, InventoryError> {
         Loader::new().parse(yaml, path_for_messages)
