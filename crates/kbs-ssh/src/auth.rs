@@ -14,16 +14,32 @@ use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use tracing::debug;
 
 use crate::host_keys::ClientHandler;
-use crate::options::{home_dir, ConnectOptions};
+use crate::options::{home_dir, ConnectOptions, KeyOutcome};
 use crate::{Error, Secret, Target};
 
 /// Environment variable holding the passphrase of encrypted key files.
 pub const PASSPHRASE_ENV: &str = "KBS_KEY_PASSPHRASE";
 
+/// A target's key files, loaded (and decrypted, prompting if need be) before connecting, so a
+/// human typing a passphrase is never racing a network timeout.
+pub(crate) struct KeyFiles(Vec<(PathBuf, Result<Arc<PrivateKey>, Error>)>);
+
+pub(crate) async fn load_keys(target: &Target, opts: &ConnectOptions) -> KeyFiles {
+    let mut keys = Vec::new();
+    for path in key_files(target) {
+        match load_key(&path, target, opts).await {
+            Ok(Some(k)) => keys.push((path, Ok(k))),
+            Ok(None) => {}
+            Err(e) => keys.push((path, Err(e))),
+        }
+    }
+    KeyFiles(keys)
+}
+
 pub(crate) async fn authenticate(
     handle: &mut Handle<ClientHandler>,
     target: &Target,
-    opts: &ConnectOptions,
+    keys: &KeyFiles,
 ) -> Result<(), Error> {
     let session_err = |reason: String| Error::Session {
         host: target.name.clone(),
@@ -64,9 +80,15 @@ pub(crate) async fn authenticate(
         }
     }
 
-    for path in key_files(target) {
-        let Some(key) = load_key(&path, target, opts).await? else {
-            continue;
+    let mut unusable = None;
+    for (path, key) in &keys.0 {
+        let key = match key {
+            Ok(k) => k.clone(),
+            Err(e) => {
+                // Reported only if nothing else works: an agent key may well succeed.
+                unusable.get_or_insert(e);
+                continue;
+            }
         };
         let public = key.public_key().clone();
         tried.push(format!("key file {} ({})", path.display(), fingerprint(&public)));
@@ -84,6 +106,14 @@ pub(crate) async fn authenticate(
         }
     }
 
+    if let Some(Error::Key { host, path, reason }) = unusable {
+        // The key the user pointed at could not even be offered: that is the fix to ask for.
+        return Err(Error::Key {
+            host: host.clone(),
+            path: path.clone(),
+            reason: reason.clone(),
+        });
+    }
     Err(Error::AuthFailed {
         host: target.name.clone(),
         user: target.user.clone(),
@@ -143,56 +173,53 @@ fn key_files(target: &Target) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Load (and if needed decrypt) a key, once per run. `Ok(None)`: skip this key.
+/// Load (and if needed decrypt) a key, once per run: the outcome, good or bad, is cached so the
+/// user is asked for a passphrase once, not once per host. `Ok(None)`: no such default key file.
 async fn load_key(
     path: &Path,
     target: &Target,
     opts: &ConnectOptions,
 ) -> Result<Option<Arc<PrivateKey>>, Error> {
-    let key_err = |reason: String| Error::Key {
+    // Held across the prompt on purpose: parallel connections wait for one answer.
+    let mut cache = opts.keys.0.lock().await;
+    let outcome = match cache.get(path) {
+        Some(cached) => cached.clone(),
+        None => {
+            let outcome = read_key(path, target, opts).await;
+            cache.insert(path.to_path_buf(), outcome.clone());
+            outcome
+        }
+    };
+    outcome.map_err(|reason| Error::Key {
         host: target.name.clone(),
         path: path.to_path_buf(),
         reason,
-    };
-    // Held across the prompt on purpose: parallel connections wait for one answer instead of asking
-    // the user once per host.
-    let mut cache = opts.keys.0.lock().await;
-    if let Some(cached) = cache.get(path) {
-        return Ok(cached.clone());
-    }
+    })
+}
+
+async fn read_key(path: &Path, target: &Target, opts: &ConnectOptions) -> KeyOutcome {
     let text = match tokio::fs::read_to_string(path).await {
         Ok(t) => t,
+        // Default key files are optional; files the user named are not.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && target.identity_files.is_empty() => {
             return Ok(None)
         }
-        Err(e) => return Err(key_err(format!("cannot read it: {e}"))),
+        Err(e) => return Err(format!("cannot read it: {e}")),
     };
-    let key = match russh::keys::decode_secret_key(&text, None) {
-        Ok(k) => Some(k),
+    match russh::keys::decode_secret_key(&text, None) {
+        Ok(k) => Ok(Some(Arc::new(k))),
         Err(russh::keys::Error::KeyIsEncrypted) => {
-            let passphrase = match passphrase(path, opts).await {
-                Some(p) => p,
-                None => {
-                    cache.insert(path.to_path_buf(), None);
-                    return Err(key_err(format!(
-                        "it is encrypted and no passphrase was given; set {PASSPHRASE_ENV} or run kbs on a terminal to be asked"
-                    )));
-                }
+            let Some(passphrase) = passphrase(path, opts).await else {
+                return Err(format!(
+                    "it is encrypted and no passphrase was given; set {PASSPHRASE_ENV} or run kbs on a terminal to be asked"
+                ));
             };
-            match russh::keys::decode_secret_key(&text, Some(passphrase.expose())) {
-                Ok(k) => Some(k),
-                Err(_) => {
-                    return Err(key_err(
-                        "the passphrase does not decrypt it; check the passphrase".into(),
-                    ))
-                }
-            }
+            russh::keys::decode_secret_key(&text, Some(passphrase.expose()))
+                .map(|k| Some(Arc::new(k)))
+                .map_err(|_| "the passphrase does not decrypt it; check the passphrase".to_string())
         }
-        Err(e) => return Err(key_err(format!("not a usable private key: {e}"))),
-    };
-    let key = key.map(Arc::new);
-    cache.insert(path.to_path_buf(), key.clone());
-    Ok(key)
+        Err(e) => Err(format!("not a usable private key: {e}")),
+    }
 }
 
 async fn passphrase(path: &Path, opts: &ConnectOptions) -> Option<Secret> {

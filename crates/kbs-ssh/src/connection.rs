@@ -111,6 +111,7 @@ async fn connect_with_retries(
             reason: "host address and user must not be empty".into(),
         });
     }
+    let keys = auth::load_keys(target, opts).await;
     let mut delay = opts.retry_backoff;
     let mut attempt = 0;
     let mut handle = loop {
@@ -125,7 +126,16 @@ async fn connect_with_retries(
             Err(e) => return Err(e),
         }
     };
-    auth::authenticate(&mut handle, target, opts).await?;
+    // Bounded too, so a server that stalls after the handshake cannot hang the run; generous because
+    // an agent may ask a human to confirm or touch a key.
+    let auth_timeout = opts.connect_timeout.saturating_mul(3);
+    tokio::time::timeout(auth_timeout, auth::authenticate(&mut handle, target, &keys))
+        .await
+        .map_err(|_| Error::Session {
+            host: target.name.clone(),
+            during: "authenticating".into(),
+            reason: format!("no answer within {auth_timeout:?}"),
+        })??;
     debug!(host = %target.name, user = %target.user, "authenticated");
     Ok(Connection {
         name: target.name.clone(),

@@ -130,10 +130,13 @@ impl fmt::Debug for ConnectOptions {
     }
 }
 
-/// Decrypted private keys by file, shared by clones of one [`ConnectOptions`].
-/// `None` records a key the user chose to skip, so they are not asked again.
+/// The result of loading one key file: the key, `None` for an absent default key file, or why it
+/// cannot be used.
+pub(crate) type KeyOutcome = Result<Option<Arc<PrivateKey>>, String>;
+
+/// Loaded private keys by file, shared by clones of one [`ConnectOptions`].
 #[derive(Clone, Default)]
-pub(crate) struct KeyCache(pub(crate) Arc<tokio::sync::Mutex<HashMap<PathBuf, Option<Arc<PrivateKey>>>>>);
+pub(crate) struct KeyCache(pub(crate) Arc<tokio::sync::Mutex<HashMap<PathBuf, KeyOutcome>>>);
 
 pub(crate) fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")

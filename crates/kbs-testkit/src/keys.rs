@@ -16,7 +16,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    fn args(self) -> &'static [&'static str] {
+    pub(crate) fn keygen_args(self) -> &'static [&'static str] {
         match self {
             KeyType::Ed25519 => &["-t", "ed25519"],
             KeyType::Ecdsa => &["-t", "ecdsa", "-b", "256"],
@@ -53,7 +53,7 @@ impl ClientKey {
             n += 1;
         }
         run(Command::new("ssh-keygen")
-            .args(kind.args())
+            .args(kind.keygen_args())
             .args(["-q", "-C", "kbs-test", "-N", passphrase.unwrap_or("")])
             .arg("-f")
             .arg(&path));

@@ -40,7 +40,7 @@ pub use users::{ensure_test_users, TestUsers};
 
 /// Fail (not skip) unless running as root: sshd, test users and sudo need it.
 pub fn require_root() {
-    // SAFETY-free check: `id -u` avoids a libc dependency for one call.
+    // `id -u` spares a libc dependency for one call.
     let uid = Command::new("id")
         .arg("-u")
         .output()

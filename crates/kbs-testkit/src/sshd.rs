@@ -3,15 +3,17 @@
 //! Every server accepts the same authorized_keys for every local user (`AuthorizedKeysFile` is an
 //! absolute path), so one test key reaches root and the sudo test users alike.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::{read, run, write_known_hosts, ClientKey, KnownHostsEntry};
+use crate::{read, run, write_known_hosts, ClientKey, KeyType, KnownHostsEntry};
 
 /// How to configure the servers.
 #[derive(Debug, Clone)]
@@ -20,6 +22,7 @@ pub struct SshdOptions {
     allow_tcp_forwarding: bool,
     log_level: String,
     extra_config: Vec<String>,
+    all_host_key_types: bool,
 }
 
 impl SshdOptions {
@@ -30,6 +33,7 @@ impl SshdOptions {
             allow_tcp_forwarding: true,
             log_level: "INFO".into(),
             extra_config: Vec::new(),
+            all_host_key_types: false,
         }
     }
 
@@ -44,9 +48,20 @@ impl SshdOptions {
         self
     }
 
-    /// sshd `LogLevel` (e.g. `DEBUG3` to check what the server logs).
+    /// sshd `LogLevel`: `INFO` (default), `VERBOSE` or `DEBUG`..`DEBUG3` to check what the server
+    /// logs. Quieter levels are not allowed: readiness is read from the log.
     pub fn log_level(mut self, level: &str) -> Self {
+        assert!(
+            ["INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3"].contains(&level),
+            "sshd LogLevel {level} would hide the 'Server listening' line the harness waits for"
+        );
         self.log_level = level.into();
+        self
+    }
+
+    /// Also give the server ECDSA and RSA host keys (default: Ed25519 only, the fastest to make).
+    pub fn all_host_key_types(mut self) -> Self {
+        self.all_host_key_types = true;
         self
     }
 
@@ -67,7 +82,7 @@ impl Default for SshdOptions {
 pub struct Sshd {
     dir: TempDir,
     port: u16,
-    host_key: String,
+    host_keys: Vec<(KeyType, String)>,
     child: Child,
 }
 
@@ -78,11 +93,22 @@ impl Sshd {
         // Privilege separation directory; sshd refuses to start without it.
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
         let dir = TempDir::new().expect("temp dir for sshd");
-        let key = dir.path().join("ssh_host_ed25519_key");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "kbs-test-host", "-f"])
-            .arg(&key));
-        let host_key = read(&key.with_extension("pub")).trim().to_string();
+        let mut kinds = vec![KeyType::Ed25519];
+        if opts.all_host_key_types {
+            kinds.extend([KeyType::Ecdsa, KeyType::Rsa]);
+        }
+        let host_keys: Vec<(KeyType, String)> = kinds
+            .into_iter()
+            .map(|kind| {
+                let key = dir.path().join(host_key_file(kind));
+                run(Command::new("ssh-keygen")
+                    .args(["-q", "-N", "", "-C", "kbs-test-host"])
+                    .args(kind.keygen_args())
+                    .arg("-f")
+                    .arg(&key));
+                (kind, read(&key.with_extension("pub")).trim().to_string())
+            })
+            .collect();
         let mut keys = opts.authorized_keys.join("\n");
         keys.push('\n');
         std::fs::write(dir.path().join("authorized_keys"), keys).expect("write authorized_keys");
@@ -91,7 +117,7 @@ impl Sshd {
         loop {
             attempt += 1;
             let port = free_port();
-            let config = write_config(dir.path(), port, opts);
+            let config = write_config(dir.path(), port, opts, &host_keys);
             let log_path = dir.path().join("sshd.log");
             let log = std::fs::File::create(&log_path).expect("create sshd.log");
             let mut child = Command::new("/usr/sbin/sshd")
@@ -106,7 +132,7 @@ impl Sshd {
                 return Sshd {
                     dir,
                     port,
-                    host_key,
+                    host_keys,
                     child,
                 };
             }
@@ -128,14 +154,22 @@ impl Sshd {
         self.port
     }
 
-    /// The server's host public key (`ssh-ed25519 AAAA... comment`).
+    /// The server's Ed25519 host public key (`ssh-ed25519 AAAA... comment`).
     pub fn host_key(&self) -> &str {
-        &self.host_key
+        &self.host_keys[0].1
     }
 
-    /// The known_hosts entry OpenSSH would record for this server.
+    /// The host public key of one type, if the server has one.
+    pub fn host_key_of(&self, kind: KeyType) -> Option<&str> {
+        self.host_keys
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, p)| p.as_str())
+    }
+
+    /// The known_hosts entry OpenSSH would record for this server (its Ed25519 key).
     pub fn known_hosts_entry(&self) -> KnownHostsEntry {
-        KnownHostsEntry::new(self.host(), self.port, &self.host_key)
+        KnownHostsEntry::new(self.host(), self.port, self.host_key())
     }
 
     /// Everything sshd logged so far (`-e`: its stderr).
@@ -161,12 +195,19 @@ impl Drop for Sshd {
     }
 }
 
-/// True once the port answers with an SSH banner; false if sshd exited.
+/// True once our sshd listens and the port answers with an SSH banner; false if sshd exited.
+/// The log line matters: another process's server on a recycled port would answer too.
 fn wait_ready(child: &mut Child, port: u16, log: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let listening = format!("Server listening on 127.0.0.1 port {port}");
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
+        }
+        let ours = std::fs::read_to_string(log).is_ok_and(|l| l.contains(&listening));
+        if !ours {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
@@ -184,19 +225,39 @@ fn wait_ready(child: &mut Child, port: u16, log: &Path) -> bool {
     );
 }
 
+/// A loopback port nobody listens on, never handed out twice by this process (the kernel happily
+/// gives a just-released port to the next `bind(0)`, and fleets start servers in parallel).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free loopback port")
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("find a free loopback port");
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
-fn write_config(dir: &Path, port: u16, opts: &SshdOptions) -> PathBuf {
+fn host_key_file(kind: KeyType) -> &'static str {
+    match kind {
+        KeyType::Ed25519 => "ssh_host_ed25519_key",
+        KeyType::Ecdsa => "ssh_host_ecdsa_key",
+        KeyType::Rsa => "ssh_host_rsa_key",
+    }
+}
+
+fn write_config(dir: &Path, port: u16, opts: &SshdOptions, host_keys: &[(KeyType, String)]) -> PathBuf {
     let d = dir.display();
-    let mut cfg = format!(
-        "ListenAddress 127.0.0.1:{port}\n\
-         HostKey {d}/ssh_host_ed25519_key\n\
-         AuthorizedKeysFile {d}/authorized_keys\n\
+    let mut cfg = format!("ListenAddress 127.0.0.1:{port}\n");
+    for (kind, _) in host_keys {
+        cfg.push_str(&format!("HostKey {d}/{}\n", host_key_file(*kind)));
+    }
+    cfg.push_str(&format!(
+        "AuthorizedKeysFile {d}/authorized_keys\n\
          PidFile none\n\
          UsePAM no\n\
          StrictModes no\n\
@@ -208,7 +269,7 @@ fn write_config(dir: &Path, port: u16, opts: &SshdOptions) -> PathBuf {
          LogLevel {}\n",
         if opts.allow_tcp_forwarding { "yes" } else { "no" },
         opts.log_level,
-    );
+    ));
     for line in &opts.extra_config {
         cfg.push_str(line);
         cfg.push('\n');

@@ -40,7 +40,16 @@ pub fn ensure_test_users() -> TestUsers {
                 .map(|o| o.status.success())
                 .unwrap_or(false);
             if !exists {
-                run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]));
+                let out = Command::new("useradd")
+                    .args(["-m", "-s", "/bin/bash", user])
+                    .output()
+                    .expect("run useradd");
+                // Exit 9: another test process created it meanwhile, which is what we wanted.
+                assert!(
+                    out.status.success() || out.status.code() == Some(9),
+                    "useradd {user} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
         run(Command::new("usermod").args(["-p", "*", USERS.nopasswd]));
@@ -59,11 +68,12 @@ pub fn ensure_test_users() -> TestUsers {
             n = USERS.nopasswd,
             p = USERS.passwd
         );
-        let tmp = "/etc/sudoers.d/.kbs-testkit.tmp";
-        std::fs::write(tmp, rules).expect("write sudoers rule");
-        run(Command::new("chmod").args(["0440", tmp]));
-        run(Command::new("visudo").args(["-cq", "-f", tmp]));
-        std::fs::rename(tmp, "/etc/sudoers.d/kbs-testkit").expect("install sudoers rule");
+        // sudo ignores names with a dot, so the temp file is never half-read as a rule.
+        let tmp = format!("/etc/sudoers.d/.kbs-testkit.{}", std::process::id());
+        std::fs::write(&tmp, rules).expect("write sudoers rule");
+        run(Command::new("chmod").args(["0440", &tmp]));
+        run(Command::new("visudo").args(["-cq", "-f", &tmp]));
+        std::fs::rename(&tmp, "/etc/sudoers.d/kbs-testkit").expect("install sudoers rule");
     });
     USERS.clone()
 }

@@ -112,3 +112,32 @@ async fn port_22_entry_does_not_vouch_for_other_ports() {
         .unwrap_err();
     assert!(matches!(err, Error::UnknownHostKey { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn host_known_by_another_key_type_negotiates_that_type() {
+    let env = Env::with(|o| o.all_host_key_types());
+    for kind in [KeyType::Ecdsa, KeyType::Rsa] {
+        let kh = env.dir.path().join(format!("known_hosts_{kind:?}"));
+        let key = env.sshd.host_key_of(kind).unwrap();
+        write_known_hosts(
+            &kh,
+            &[KnownHostsEntry::new("127.0.0.1", env.sshd.port(), key)],
+            false,
+        );
+        Connection::connect(&env.target("root"), &opts(&kh))
+            .await
+            .unwrap_or_else(|e| panic!("host known by its {kind:?} key: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn revoked_key_is_refused() {
+    let env = Env::new();
+    let kh = env.dir.path().join("known_hosts_revoked");
+    let entry = env.sshd.known_hosts_entry();
+    std::fs::write(&kh, format!("@revoked {} {}\n", entry.host, entry.key)).unwrap();
+    let mut o = opts(&kh);
+    o.accept_new_host_keys = true;
+    let err = Connection::connect(&env.target("root"), &o).await.unwrap_err();
+    assert!(matches!(err, Error::HostKeyRevoked { line: 1, .. }), "{err}");
+}
