@@ -83,8 +83,9 @@ impl Connection {
         self.handle.is_closed()
     }
 
-    /// Say goodbye to the server. Dropping the connection also ends it, less politely.
-    pub async fn close(self) {
+    /// Say goodbye to the server; later calls fail. Dropping the last handle also ends the
+    /// connection, less politely.
+    pub async fn close(&self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "kbs done", "en")

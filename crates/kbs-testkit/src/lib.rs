@@ -19,6 +19,12 @@
 //!
 //! Tests that need root (sshd, users, sudo) call [`require_root`], which fails the test with a clear
 //! message instead of skipping it.
+//!
+//! From another crate of the workspace, add it as a dev-dependency:
+//! ```toml
+//! [dev-dependencies]
+//! kbs-testkit = { path = "../kbs-testkit" }
+//! ```
 
 mod agent;
 mod keys;

@@ -140,3 +140,52 @@ async fn streaming_delivers_chunks_as_they_come() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A connection that dies under a running command ends it with an error, never a hang.
+#[tokio::test]
+async fn dropped_connection_fails_the_command_fast() {
+    let env = Env::new();
+    let conn = Arc::new(env.connect("root").await);
+    let running = {
+        let conn = conn.clone();
+        // Writes forever; dies of SIGPIPE once its sshd is gone, so nothing is left behind.
+        tokio::spawn(async move {
+            conn.exec(&Command::new("while :; do echo tick; sleep 0.1; done"))
+                .await
+        })
+    };
+    // Wait until the command runs, then kill the per-connection sshd processes (children of the
+    // listening sshd, picked by parent pid).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let children = loop {
+        let out = std::process::Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &env.sshd.pid().to_string()])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !pids.is_empty() {
+            // Give the command time to start on its channel.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "command never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let started = Instant::now();
+    for pid in &children {
+        let _ = std::process::Command::new("kill").args(["-9", pid]).status();
+    }
+    let res = tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("exec hung after the connection died")
+        .unwrap();
+    let err = res.unwrap_err();
+    assert!(matches!(err, Error::Session { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Later calls fail fast as well.
+    let err = conn.exec(&Command::new("true")).await.unwrap_err();
+    assert!(matches!(err, Error::Session { .. }), "{err}");
+}
