@@ -1,0 +1,108 @@
+//! What a command runs against: the kubeadm version, the host probe, the clock, the
+//! filesystem root and the output streams. Tests build one with fakes; the binary uses
+//! [`Context::from_env`].
+
+use std::path::PathBuf;
+
+use crate::clock::Clock;
+use crate::config::HostFacts;
+use crate::preflight::{HostProbe, RealHost};
+use crate::version::Version;
+
+pub struct Context {
+    pub version: Version,
+    pub probe: Box<dyn HostProbe>,
+    pub clock: Clock,
+    /// Prefix for every file kubeadm writes or checks under /etc and /var
+    /// (`KBS_SIM_ROOT`; empty on a lab guest).
+    pub root: PathBuf,
+    pub host: HostFacts,
+    pub stdout: String,
+    pub stderr: String,
+    /// Print as we go (the binary) or only collect (tests).
+    pub live: bool,
+}
+
+impl Context {
+    pub fn from_env() -> Context {
+        let root = std::env::var_os("KBS_SIM_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        Context {
+            version: Version::current(),
+            probe: Box::new(RealHost),
+            clock: Clock::default(),
+            root,
+            host: detect_host(),
+            stdout: String::new(),
+            stderr: String::new(),
+            live: true,
+        }
+    }
+
+    /// `/etc/kubernetes/pki` under the root.
+    pub fn path(&self, abs: &str) -> PathBuf {
+        if self.root.as_os_str().is_empty() {
+            PathBuf::from(abs)
+        } else {
+            self.root.join(abs.trim_start_matches('/'))
+        }
+    }
+
+    pub fn out(&mut self, line: &str) {
+        if self.live {
+            println!("{line}");
+        } else {
+            self.stdout.push_str(line);
+            self.stdout.push('\n');
+        }
+    }
+
+    pub fn err(&mut self, text: &str) {
+        if self.live {
+            eprint!("{text}");
+        } else {
+            self.stderr.push_str(text);
+        }
+    }
+
+    /// A klog warning line (`W1122 02:47:26.000000    1234 file.go:N] msg`).
+    pub fn warn(&mut self, source: &str, msg: &str) {
+        let now = time::OffsetDateTime::from_unix_timestamp(crate::clock::unix_seconds(self.clock.now()))
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let line = format!(
+            "W{:02}{:02} {:02}:{:02}:{:02}.000000 {:>7} {source}] {msg}\n",
+            now.month() as u8,
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            std::process::id()
+        );
+        self.err(&line);
+    }
+
+    pub fn flush(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Node name and default address as kubeadm would detect them: the kernel hostname, and
+/// the address it resolves to in /etc/hosts (the lab writes every host there; guests have
+/// no default route).
+fn detect_host() -> HostFacts {
+    use std::net::ToSocketAddrs;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let default_address = (hostname.as_str(), 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.find(|a| !a.ip().is_loopback()))
+        .map(|a| a.ip());
+    HostFacts {
+        hostname,
+        default_address,
+    }
+}
