@@ -156,8 +156,15 @@ impl Connection {
             .channel_open_session()
             .await
             .map_err(|e| self.session_error("opening a channel", e))?;
-        let (line, prefix) = sudo::wrap(&command.script, &command.privilege);
-        let sudo = !matches!(command.privilege, Privilege::None);
+        // Logged in as root, sudo adds nothing (and minimal images may not even have it).
+        let privilege = if self.user == "root" {
+            &Privilege::None
+        } else {
+            &command.privilege
+        };
+        let (line, prefix) = sudo::wrap(&command.script, privilege);
+        let sudo = !matches!(privilege, Privilege::None);
+        let started = std::time::Instant::now();
         debug!(host = %self.name, sudo, script = %command.script, "exec");
         channel
             .exec(true, line)
@@ -239,11 +246,11 @@ impl Connection {
             ));
         }
         if sudo && status.code == Some(125) {
-            if let Some(e) = sudo::classify(&head, &self.name, &self.user, &command.privilege) {
+            if let Some(e) = sudo::classify(&head, &self.name, &self.user, privilege) {
                 return Err(e);
             }
         }
-        debug!(host = %self.name, %status, "exec done");
+        debug!(host = %self.name, %status, elapsed_ms = started.elapsed().as_millis() as u64, "exec done");
         Ok(status)
     }
 }

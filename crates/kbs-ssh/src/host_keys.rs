@@ -170,6 +170,14 @@ fn learn(file: &Path, lookup: &str, key: &PublicKey, host: &str) -> Result<(), E
     };
     let openssh = key.to_openssh().map_err(|e| fail(e.to_string()))?;
     let _guard = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    // Another connection to the same host may have learned it while we waited for the lock.
+    let known = entries_for(&[file.to_path_buf()], lookup, host)?;
+    if known
+        .iter()
+        .any(|e| !e.revoked && e.key.key_data() == key.key_data())
+    {
+        return Ok(());
+    }
     if let Some(dir) = file.parent() {
         fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     }

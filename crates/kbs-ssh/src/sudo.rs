@@ -26,6 +26,7 @@ pub enum Privilege {
     #[default]
     None,
     /// As root via sudo; without a password `sudo -n` (fails clearly if a password is needed).
+    /// When the connection is already logged in as root, commands run directly.
     Sudo { password: Option<Secret> },
 }
 

@@ -118,3 +118,20 @@ async fn user_without_sudo_rights_is_denied() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn root_runs_directly_without_sudo() {
+    let env = Env::new();
+    let conn = env.connect("root").await;
+    let out = conn
+        .exec(
+            &Command::new("cat; id -u")
+                .stdin("in\n")
+                .privilege(with_password("ignored")),
+        )
+        .await
+        .unwrap()
+        .checked()
+        .unwrap();
+    assert_eq!(out.stdout_str(), "in\n0\n");
+}
