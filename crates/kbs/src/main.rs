@@ -1,5 +1,83 @@
-//! `kbs`: the command-line tool. It only parses arguments and wires the library crates together.
+//! `kbs`: the command-line tool. It parses arguments, starts logging and the async runtime, and hands
+//! each command to its module under `commands/`; the library crates do the work.
 
-fn main() {
-    println!("kbs {}", env!("CARGO_PKG_VERSION"));
+mod cli;
+mod commands;
+mod failure;
+mod logging;
+mod output;
+mod prompt;
+mod targets;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use kbs_ssh::ConnectOptions;
+
+use crate::cli::{Cli, Command, GlobalOptions};
+use crate::failure::Failure;
+use crate::targets::AccessDefaults;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = match logging::init(
+        cli.global.verbose,
+        cli.global.quiet,
+        cli.global.log_file.as_deref(),
+    ) {
+        Ok(log) => log,
+        Err(message) => {
+            eprintln!("kbs: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kbs: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("kbs: error: {failure}");
+            if matches!(failure, Failure::HostsFailed(_)) {
+                eprintln!("kbs: the full log is {}", log.path.display());
+            }
+            failure.exit_code()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Exec(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            commands::exec::run(args, defaults, cli.global.forks as usize).await
+        }
+    }
+}
+
+/// The SSH choices of the command line, shared by every host of the run.
+fn access_defaults(global: &GlobalOptions) -> Result<AccessDefaults, Failure> {
+    let mut base = ConnectOptions::new();
+    base.accept_new_host_keys = global.accept_new_host_keys;
+    base.prompt = Some(Arc::new(prompt::TerminalPassphrasePrompt));
+    let become_password = if global.ask_become_pass {
+        Some(prompt::become_password().map_err(Failure::BadInput)?)
+    } else {
+        None
+    };
+    Ok(AccessDefaults {
+        base,
+        connect_timeout_flag: global.connect_timeout,
+        ssh_config: if global.no_ssh_config {
+            None
+        } else {
+            kbs_ssh::ssh_config::default_path()
+        },
+        become_password,
+    })
 }

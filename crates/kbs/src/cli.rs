@@ -1,0 +1,132 @@
+//! The command line: every flag is defined once here, with its help text, so `--help` is the reference.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kbs",
+    version,
+    about = "Turn apt-based Linux hosts into a highly available kubeadm Kubernetes cluster over SSH",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command that talks to hosts shares.
+#[derive(Debug, Args)]
+pub struct GlobalOptions {
+    /// How many hosts are worked on at once (a sliding window: a slow host never holds the others).
+    #[arg(long, global = true, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub forks: u32,
+
+    /// Learn the host key of a host not yet in known_hosts (like OpenSSH's StrictHostKeyChecking=accept-new).
+    /// A key that differs from a known one is always refused.
+    #[arg(long, global = true)]
+    pub accept_new_host_keys: bool,
+
+    /// Do not read ~/.ssh/config.
+    #[arg(long, global = true)]
+    pub no_ssh_config: bool,
+
+    /// Ask once for the sudo password of the hosts (it is passed to sudo on standard input, never in arguments).
+    #[arg(long, short = 'K', global = true)]
+    pub ask_become_pass: bool,
+
+    /// Give up connecting to a host after this long (TCP connect and SSH handshake), e.g. 10s, 1m.
+    /// Beats the inventory's `connectTimeout`; default 10s.
+    #[arg(long, global = true, value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+
+    /// More detail on standard error (-v, -vv, -vvv). The log file always has the full detail.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors and the final summary.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Where the debug log goes (default: a new file under ~/.local/state/kbs/logs).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command on all (or some) hosts of the inventory at once: the book's k8s-all, done safely.
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+
+    /// Which hosts: comma-separated names, globs (host0*), role:control-plane, group:NAME. Default: all.
+    #[arg(long, short = 'H', value_name = "PATTERN")]
+    pub hosts: Option<String>,
+
+    /// Print each host's output as one block when it finishes, instead of line by line with a prefix.
+    #[arg(long)]
+    pub group: bool,
+
+    /// Run the command with sudo on hosts whose inventory says `sudo: true`.
+    #[arg(long)]
+    pub sudo: bool,
+
+    /// The command and its arguments, after `--`. It is run by the remote user's shell.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Parses "90s", "5m", "1h", "250ms" or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration; write it like 10s, 2m or 1h"))?;
+    let duration = match unit {
+        "" | "s" => Duration::from_secs(number),
+        "ms" => Duration::from_millis(number),
+        "m" => Duration::from_secs(number * 60),
+        "h" => Duration::from_secs(number * 3600),
+        _ => return Err(format!("unknown unit `{unit}` in `{text}`; use ms, s, m or h")),
+    };
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(
+            parse_duration("5 days"),
+            Err("unknown unit ` days` in `5 days`; use ms, s, m or h".to_string())
+        );
+        assert_eq!(
+            parse_duration("soon"),
+            Err("`soon` is not a duration; write it like 10s, 2m or 1h".to_string())
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! What kbs shows people: per-host output of commands and run summaries.
+
+pub mod hosts;
+pub mod lines;
