@@ -185,3 +185,6 @@ pub fn main_with(args: Vec<String>) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

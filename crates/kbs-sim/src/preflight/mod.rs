@@ -459,4 +459,4 @@ pub fn run_checks(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
