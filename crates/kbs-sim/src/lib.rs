@@ -11,6 +11,7 @@
 //! - [`pki`]: the cluster CA and certificates, the CA pin (`sha256:` of the SPKI), kubeconfigs.
 //! - [`token`], [`certs_upload`], [`discovery`]: bootstrap tokens, uploaded certs, CA pins.
 //! - [`manifests`]: the static pod manifests init writes.
+//! - [`store`]: the cluster state the simulated API server will serve (objects, tokens, leases).
 //! - [`clock`]: the lab clock (every "now" goes through it), [`version`]: which kubeadm this is.
 //! - [`cli`]: the `kubeadm` command front.
 //!
@@ -30,5 +31,6 @@ pub mod gofmt;
 pub mod manifests;
 pub mod pki;
 pub mod preflight;
+pub mod store;
 pub mod token;
 pub mod version;
