@@ -5,6 +5,7 @@
 //! closes, because the exit status may arrive after EOF.
 
 use std::fmt;
+use std::time::Duration;
 
 use russh::ChannelMsg;
 use tracing::debug;
@@ -120,6 +121,34 @@ pub enum Chunk<'a> {
 const STDERR_HEAD: usize = 4096;
 
 impl Connection {
+    /// Open a session channel, riding out the server's brief refusals. sshd frees a session slot
+    /// only at the end of its event-loop pass, so a channel opened right after another closed can
+    /// be refused for `MaxSessions` even though our count is below it; a server configured with a
+    /// lower `MaxSessions` than [`crate::ConnectOptions::max_channels`] refuses the same way.
+    async fn open_session_channel(&self) -> Result<russh::Channel<russh::client::Msg>, Error> {
+        let mut delay = Duration::from_millis(10);
+        let mut refusals = 0;
+        loop {
+            match self.handle.channel_open_session().await {
+                Ok(channel) => return Ok(channel),
+                Err(russh::Error::ChannelOpenFailure(
+                    russh::ChannelOpenFailure::ConnectFailed | russh::ChannelOpenFailure::ResourceShortage,
+                )) if refusals < 9 => {
+                    refusals += 1;
+                    debug!(host = %self.name, refusals, "server refused a channel, retrying in {delay:?}");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => {
+                    return Err(self.session_error(
+                        "opening a channel",
+                        format!("{e}; if the server's MaxSessions is low, lower the per-host channel limit"),
+                    ))
+                }
+            }
+        }
+    }
+
     /// Run a command and collect its output. A non-zero exit is not an error here (see
     /// [`Output::checked`]); sudo failures and broken connections are.
     pub async fn exec(&self, command: &Command) -> Result<Output, Error> {
@@ -151,11 +180,7 @@ impl Connection {
             .acquire()
             .await
             .map_err(|e| self.session_error("waiting for a free channel", e))?;
-        let channel = self
-            .handle
-            .channel_open_session()
-            .await
-            .map_err(|e| self.session_error("opening a channel", e))?;
+        let channel = self.open_session_channel().await?;
         // Logged in as root, sudo adds nothing (and minimal images may not even have it).
         let privilege = if self.user == "root" {
             &Privilege::None

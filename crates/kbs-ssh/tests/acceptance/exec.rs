@@ -10,8 +10,10 @@ const TEN_MIB: usize = 10 * 1024 * 1024;
 
 #[tokio::test]
 async fn non_zero_exit_status_is_reported() {
+    // Not root: root's ~/.bashrc on dev machines can be slow, and this test counts time.
+    let users = kbs_testkit::ensure_test_users();
     let env = Env::new();
-    let conn = env.connect("root").await;
+    let conn = env.connect(users.nopasswd).await;
     let out = conn
         .exec(&Command::new("echo out; echo err >&2; exit 3"))
         .await
@@ -75,8 +77,10 @@ async fn ten_mib_of_output_and_input_stream_intact() {
 
 #[tokio::test]
 async fn many_concurrent_execs_share_one_connection() {
+    // Not root: root's ~/.bashrc on dev machines can be slow, and this test counts time.
+    let users = kbs_testkit::ensure_test_users();
     let env = Env::new();
-    let conn = Arc::new(env.connect("root").await);
+    let conn = Arc::new(env.connect(users.nopasswd).await);
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let conn = conn.clone();
@@ -84,29 +88,40 @@ async fn many_concurrent_execs_share_one_connection() {
                 let out = conn
                     .exec(&Command::new(format!("sleep 0.2; echo {i}")))
                     .await
-                    .unwrap();
-                assert_eq!(out.stdout_str(), format!("{i}\n"));
+                    .map_err(|e| e.to_string())?;
+                if out.stdout_str() == format!("{i}\n") {
+                    Ok(())
+                } else {
+                    Err(format!("command {i} printed {:?}", out.stdout_str()))
+                }
             })
         })
         .collect();
     let started = Instant::now();
+    let mut errors = Vec::new();
     for t in tasks {
-        t.await.unwrap();
+        if let Err(e) = t.await.unwrap() {
+            errors.push(e);
+        }
     }
+    let log = env.sshd.log();
+    assert!(errors.is_empty(), "{errors:?}\nsshd log:\n{log}");
     // 40 x 0.2 s run serially would take 8 s; multiplexed they overlap.
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "took {:?}",
         started.elapsed()
     );
-    let logins = env.sshd.log().matches("Accepted publickey").count();
-    assert_eq!(logins, 1, "expected a single SSH login:\n{}", env.sshd.log());
+    let logins = log.matches("Accepted publickey").count();
+    assert_eq!(logins, 1, "expected a single SSH login:\n{log}");
 }
 
 #[tokio::test]
 async fn streaming_delivers_chunks_as_they_come() {
+    // Not root: root's ~/.bashrc on dev machines can be slow, and this test counts time.
+    let users = kbs_testkit::ensure_test_users();
     let env = Env::new();
-    let conn = env.connect("root").await;
+    let conn = env.connect(users.nopasswd).await;
     let started = Instant::now();
     let mut seen: Vec<(String, Duration)> = Vec::new();
     let status = conn
@@ -188,4 +203,25 @@ async fn dropped_connection_fails_the_command_fast() {
     // Later calls fail fast as well.
     let err = conn.exec(&Command::new("true")).await.unwrap_err();
     assert!(matches!(err, Error::Session { .. }), "{err}");
+}
+
+/// A server allowing fewer sessions than our per-connection limit: refusals are waited out.
+#[tokio::test]
+async fn low_max_sessions_server_still_runs_everything() {
+    let users = kbs_testkit::ensure_test_users();
+    let env = Env::with(|o| o.config_line("MaxSessions 3"));
+    let conn = Arc::new(env.connect(users.nopasswd).await);
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let cmd = Command::new(format!("sleep 0.1; echo {i}"));
+                conn.exec(&cmd).await.map(|o| o.stdout_str())
+            })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let out = t.await.unwrap().unwrap_or_else(|e| panic!("command {i}: {e}"));
+        assert_eq!(out, format!("{i}\n"));
+    }
 }

@@ -121,3 +121,33 @@ async fn auth_and_host_key_failures_are_not_retried() {
     let after = env.sshd.log().matches("Connection from").count();
     assert_eq!(after - before, 2, "{}", env.sshd.log());
 }
+
+/// The shape of a large run: 100 hosts, one connection each, a window of 64. As a test user:
+/// Debian's bash sources ~/.bashrc even for `ssh host cmd`, and root's may be slow on dev machines.
+#[tokio::test(flavor = "multi_thread")]
+async fn hundred_hosts_through_a_window() {
+    let users = kbs_testkit::ensure_test_users();
+    let dir = TempDir::new().unwrap();
+    let key = ClientKey::generate(dir.path(), KeyType::Ed25519, None);
+    let fleet = SshdFleet::start(100, &SshdOptions::new().authorize(&key));
+    let kh = dir.path().join("known_hosts");
+    fleet.write_known_hosts(&kh, false);
+    let o = opts(&kh);
+    let started = Instant::now();
+    let outputs: Vec<Result<String, Error>> = run_windowed(fleet.iter(), 64, |sshd| {
+        let t = target_for(sshd, users.nopasswd, &key);
+        let o = o.clone();
+        async move {
+            let c = Connection::connect(&t, &o).await?;
+            Ok(c.exec(&Command::new("hostname")).await?.checked()?.stdout_str())
+        }
+    })
+    .collect()
+    .await;
+    let took = started.elapsed();
+    let failures: Vec<_> = outputs.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(outputs.len(), 100);
+    eprintln!("100 hosts connected and ran a command in {took:?}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}
