@@ -46,19 +46,26 @@ pub(crate) async fn authenticate(
         during: "authenticating".into(),
         reason,
     };
-    let rsa_hash = rsa_hash(handle).await.map_err(|e| session_err(e.to_string()))?;
+    // Asked only when an RSA key comes up: the query waits up to 1 s on servers that never send
+    // their signature algorithms.
+    let mut rsa_hash: Option<Option<HashAlg>> = None;
     let mut tried: Vec<String> = Vec::new();
     let mut server_accepts = String::from("unknown");
 
     if target.use_agent {
         match AgentClient::connect_env().await {
             Ok(mut agent) => {
-                let identities = agent.request_identities().await.unwrap_or_default();
+                let identities = agent.request_identities().await.unwrap_or_else(|e| {
+                    debug!(host = %target.name, "ssh-agent did not list its keys: {e}");
+                    Vec::new()
+                });
                 for id in identities {
                     let AgentIdentity::PublicKey { key, comment } = id else {
                         continue;
                     };
-                    let hash = hash_for(&key, rsa_hash);
+                    let hash = hash_for(handle, &key, &mut rsa_hash)
+                        .await
+                        .map_err(|e| session_err(e.to_string()))?;
                     tried.push(format!("agent key {} ({comment})", fingerprint(&key)));
                     debug!(host = %target.name, key = %fingerprint(&key), "offering agent key");
                     match handle
@@ -93,7 +100,10 @@ pub(crate) async fn authenticate(
         let public = key.public_key().clone();
         tried.push(format!("key file {} ({})", path.display(), fingerprint(&public)));
         debug!(host = %target.name, key = %path.display(), "offering key file");
-        let with_hash = PrivateKeyWithHashAlg::new(key, hash_for(&public, rsa_hash));
+        let hash = hash_for(handle, &public, &mut rsa_hash)
+            .await
+            .map_err(|e| session_err(e.to_string()))?;
+        let with_hash = PrivateKeyWithHashAlg::new(key, hash);
         match handle
             .authenticate_publickey(&target.user, with_hash)
             .await
@@ -126,22 +136,27 @@ pub(crate) async fn authenticate(
     })
 }
 
-/// The RSA signature hash to use; `None` only for non-RSA keys.
-async fn rsa_hash(handle: &Handle<ClientHandler>) -> Result<Option<HashAlg>, russh::Error> {
-    Ok(match handle.best_supported_rsa_hash().await? {
+/// The signature hash for `key`: `None` for non-RSA keys, for RSA the best SHA-2 hash the server
+/// takes (looked up once per connection into `cache`).
+async fn hash_for(
+    handle: &Handle<ClientHandler>,
+    key: &PublicKey,
+    cache: &mut Option<Option<HashAlg>>,
+) -> Result<Option<HashAlg>, russh::Error> {
+    if !key.algorithm().is_rsa() {
+        return Ok(None);
+    }
+    if let Some(h) = cache {
+        return Ok(*h);
+    }
+    let hash = match handle.best_supported_rsa_hash().await? {
         Some(Some(h)) => Some(h),
         // The server did not say (no EXT_INFO) or only knows SHA-1: SHA-256 is what any OpenSSH since
         // 7.2 verifies; SHA-1 would be refused by current servers anyway.
         Some(None) | None => Some(HashAlg::Sha256),
-    })
-}
-
-fn hash_for(key: &PublicKey, rsa_hash: Option<HashAlg>) -> Option<HashAlg> {
-    if key.algorithm().is_rsa() {
-        rsa_hash
-    } else {
-        None
-    }
+    };
+    *cache = Some(hash);
+    Ok(hash)
 }
 
 fn fingerprint(key: &PublicKey) -> String {

@@ -152,10 +152,21 @@ impl Connection {
     /// Run a command and collect its output. A non-zero exit is not an error here (see
     /// [`Output::checked`]); sudo failures and broken connections are.
     pub async fn exec(&self, command: &Command) -> Result<Output, Error> {
+        self.collect(&command.script, command.stdin.as_deref(), &command.privilege)
+            .await
+    }
+
+    /// `exec` with borrowed stdin, so uploads are not copied (nor left in an unzeroed copy).
+    pub(crate) async fn collect(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        privilege: &Privilege,
+    ) -> Result<Output, Error> {
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         let status = self
-            .exec_streaming(command, |chunk| match chunk {
+            .run(script, stdin, privilege, |chunk| match chunk {
                 Chunk::Stdout(d) => stdout.extend_from_slice(d),
                 Chunk::Stderr(d) => stderr.extend_from_slice(d),
             })
@@ -172,6 +183,23 @@ impl Connection {
     pub async fn exec_streaming(
         &self,
         command: &Command,
+        on_chunk: impl FnMut(Chunk<'_>) + Send,
+    ) -> Result<ExitStatus, Error> {
+        self.run(
+            &command.script,
+            command.stdin.as_deref(),
+            &command.privilege,
+            on_chunk,
+        )
+        .await
+    }
+
+    /// The one exec path: open a channel, start the (sudo-wrapped) script, feed stdin, read to close.
+    async fn run(
+        &self,
+        script: &str,
+        stdin: Option<&[u8]>,
+        privilege: &Privilege,
         mut on_chunk: impl FnMut(Chunk<'_>) + Send,
     ) -> Result<ExitStatus, Error> {
         // Closed only when the runtime shuts down; then the session is gone too.
@@ -185,12 +213,12 @@ impl Connection {
         let privilege = if self.user == "root" {
             &Privilege::None
         } else {
-            &command.privilege
+            privilege
         };
-        let (line, prefix) = sudo::wrap(&command.script, privilege);
+        let (line, prefix) = sudo::wrap(script, privilege);
         let sudo = !matches!(privilege, Privilege::None);
         let started = std::time::Instant::now();
-        debug!(host = %self.name, sudo, script = %command.script, "exec");
+        debug!(host = %self.name, sudo, %script, "exec");
         channel
             .exec(true, line)
             .await
@@ -201,8 +229,8 @@ impl Connection {
             if let Some(p) = &prefix {
                 write.data(&p[..]).await?;
             }
-            if let Some(input) = &command.stdin {
-                write.data(&input[..]).await?;
+            if let Some(input) = stdin {
+                write.data(input).await?;
             }
             write.eof().await
         };

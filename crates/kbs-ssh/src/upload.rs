@@ -4,7 +4,7 @@
 //! secret is never readable by others, nor in any process's arguments.
 
 use crate::sudo::{sh_quote, Privilege};
-use crate::{Command, Connection, Error};
+use crate::{Connection, Error};
 
 /// Owner and group for an uploaded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,13 +66,7 @@ impl Connection {
             dir = sh_quote(dir),
             path = sh_quote(path),
         );
-        let out = self
-            .exec(&Command {
-                script,
-                stdin: Some(contents.to_vec()),
-                privilege: privilege.clone(),
-            })
-            .await?;
+        let out = self.collect(&script, Some(contents), privilege).await?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
             return Err(fail(format!("{}: {stderr}", out.status)));
