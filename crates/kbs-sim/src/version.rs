@@ -1,9 +1,11 @@
 //! Which Kubernetes version this simulated kubeadm is.
 //!
-//! One binary is packaged as several kubeadm versions (1.35.x, 1.36.x, 1.37.x), so the
-//! version is read at run time: `KBS_SIM_VERSION` in the environment (tests, ad-hoc runs),
-//! else the file the .deb installs at [`VERSION_FILE`], else the build-time
-//! `KBS_SIM_VERSION`, else [`DEFAULT_VERSION`].
+//! One binary is packaged as several versions (1.35.x, 1.36.x, 1.37.x) of several tools,
+//! and a host may hold kubeadm and kubelet at different versions (version skew is a
+//! preflight check), so each tool reads its version at run time, first found wins:
+//! `KBS_SIM_<TOOL>_VERSION`, `KBS_SIM_VERSION` (tests, ad-hoc runs), the file its .deb
+//! installs at `/usr/share/kbs-sim/<tool>.version`, the shared [`VERSION_FILE`], the
+//! build-time `KBS_SIM_VERSION`, [`DEFAULT_VERSION`].
 
 use std::fmt;
 
@@ -45,15 +47,26 @@ impl Version {
         Some(Version { major, minor, patch })
     }
 
-    /// The version this process simulates (see the module doc for the lookup order).
+    /// The version of kubeadm this process simulates.
     pub fn current() -> Version {
-        let from_env = std::env::var("KBS_SIM_VERSION").ok();
-        let from_file = || std::fs::read_to_string(VERSION_FILE).ok();
-        let from_build = option_env!("KBS_SIM_VERSION").map(str::to_string);
-        from_env
-            .and_then(|v| Version::parse(&v))
-            .or_else(|| from_file().and_then(|v| Version::parse(&v)))
-            .or_else(|| from_build.and_then(|v| Version::parse(&v)))
+        Version::current_for("kubeadm")
+    }
+
+    /// The version `tool` (kubeadm, kubelet, kubectl) simulates; see the module doc.
+    pub fn current_for(tool: &str) -> Version {
+        let env = |name: String| std::env::var(name).ok();
+        let file = |path: String| std::fs::read_to_string(path).ok();
+        let candidates = [
+            env(format!("KBS_SIM_{}_VERSION", tool.to_uppercase())),
+            env("KBS_SIM_VERSION".to_string()),
+            file(format!("/usr/share/kbs-sim/{tool}.version")),
+            file(VERSION_FILE.to_string()),
+            option_env!("KBS_SIM_VERSION").map(str::to_string),
+        ];
+        candidates
+            .iter()
+            .flatten()
+            .find_map(|v| Version::parse(v))
             .or_else(|| Version::parse(DEFAULT_VERSION))
             .unwrap_or(Version::new(1, 36, 0))
     }
