@@ -42,6 +42,28 @@ pub enum Command {
     Init(InitArgs),
     /// Run this on any machine you wish to join an existing cluster.
     Join(JoinArgs),
+    /// Manage bootstrap tokens (only `generate` works without the API server).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Commands related to handling Kubernetes certificates.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Generate and print a bootstrap token, but do not create it on the server.
+    Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Generate certificate keys.
+    CertificateKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +184,20 @@ pub fn run(cmd: Kubeadm, ctx: &mut Context) -> Result<(), Failure> {
         } => config_cmd::validate(config.as_deref(), ctx),
         Command::Init(args) => init_cmd::run(args, ctx),
         Command::Join(args) => join_cmd::run(args, ctx),
+        Command::Token {
+            command: TokenCommand::Generate,
+        } => {
+            let t = crate::token::BootstrapToken::generate().map_err(Failure::Plain)?;
+            ctx.out(&t.to_string());
+            Ok(())
+        }
+        Command::Certs {
+            command: CertsCommand::CertificateKey,
+        } => {
+            let k = crate::certs_upload::CertificateKey::generate().map_err(Failure::Plain)?;
+            ctx.out(&k.to_hex());
+            Ok(())
+        }
     }
 }
 

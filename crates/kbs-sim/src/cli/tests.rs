@@ -210,3 +210,13 @@ fn version_short() {
         Some("error: invalid output format: xml")
     );
 }
+
+#[test]
+fn token_generate_and_certificate_key() {
+    let r = run_with(&["token", "generate"], FakeHost::default(), V136, &[]);
+    assert!(crate::token::is_valid(r.stdout.trim()), "{}", r.stdout);
+    let r = run_with(&["certs", "certificate-key"], FakeHost::default(), V136, &[]);
+    let key = r.stdout.trim();
+    assert_eq!(key.len(), 64);
+    assert!(crate::certs_upload::CertificateKey::parse(key, "certificateKey").is_ok());
+}

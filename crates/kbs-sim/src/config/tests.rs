@@ -335,3 +335,30 @@ fn bad_advertise_address_and_node_name() {
         "nodeRegistration.name: Invalid value: \"Host_01\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
     );
 }
+
+#[test]
+fn odd_input_is_an_error_never_a_panic() {
+    let inputs = [
+        "",
+        "---\n---\n",
+        "- a\n- b\n",
+        "just a string",
+        "apiVersion: 5\nkind: [1]\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nnodeRegistration: null\nlocalAPIEndpoint: {bindPort: 99999999999}\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens: [1, null, {ttl: 5}]\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nnetworking: {podSubnet: \"::/0,10.0.0.0/8,1.2.3.4/32\"}\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\n? [complex, key]\n: value\n",
+        "apiVersion: kubeadm.k8s.io/v1beta4\nkind: JoinConfiguration\ndiscovery: {bootstrapToken: {apiServerEndpoint: \"[::1\"}}\n",
+        "{{{{",
+    ];
+    for text in inputs {
+        let _ = load_init(text, V136, &host());
+        let _ = load_join(text, V136, &host());
+        let _ = validate_file(text, V136, &host());
+    }
+    assert!(load_init("", V136, &host()).is_err());
+    assert_eq!(
+        load_init("apiVersion: kubeadm.k8s.io/v1beta4\nkind: InitConfiguration\nbootstrapTokens: [1]\n", V136, &host()).unwrap_err(),
+        "json: cannot unmarshal number into Go struct field InitConfiguration.bootstrapTokens of type v1.BootstrapToken"
+    );
+}
