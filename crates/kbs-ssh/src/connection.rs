@@ -45,21 +45,29 @@ enum Route {
 }
 
 impl Connection {
-    /// Connect and authenticate, through `target.bastion` if set (a new bastion session; use
-    /// [`Connection::connect_via`] to share one bastion among many hosts).
+    /// Connect and authenticate, through `target.bastion` if set. Targets behind the same bastion
+    /// (connected with clones of the same options) share one session to it.
     pub async fn connect(target: &Target, opts: &ConnectOptions) -> Result<Connection, Error> {
         match &target.bastion {
             Some(bastion) => {
-                // Boxed: a bastion may itself have a bastion.
-                let jump = Box::pin(Connection::connect(bastion, opts)).await?;
-                Connection::connect_via(target, opts, Arc::new(jump)).await
+                let jump = opts
+                    .bastions
+                    .get(bastion, opts)
+                    .await
+                    .map_err(|reason| Error::Bastion {
+                        host: target.name.clone(),
+                        bastion: bastion.name.clone(),
+                        reason,
+                    })?;
+                Connection::connect_via(target, opts, jump).await
             }
             None => connect_with_retries(target, opts, Route::Direct).await,
         }
     }
 
-    /// Connect to `target` through an established connection to a jump host (ProxyJump). The
-    /// target's host key is checked under the target's own name, not the jump host's.
+    /// Connect to `target` through an established connection to a jump host (ProxyJump), ignoring
+    /// `target.bastion`. The target's host key is checked under the target's own name, not the
+    /// jump host's.
     pub async fn connect_via(
         target: &Target,
         opts: &ConnectOptions,

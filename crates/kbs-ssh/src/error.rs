@@ -30,6 +30,14 @@ pub enum Error {
         timeout: Duration,
     },
 
+    /// The bastion in front of the host could not be reached or logged into.
+    #[error("cannot reach {host} through bastion {bastion}: {reason}")]
+    Bastion {
+        host: String,
+        bastion: String,
+        reason: String,
+    },
+
     /// The server's host key is in no known_hosts file.
     /// `key` is the offered key's type and SHA-256 fingerprint (`ssh-ed25519 SHA256:...`).
     #[error("host key of {host} ({lookup}) is unknown: {key} is not in {files}; verify the fingerprint, then re-run with --accept-new-host-keys or add the key to known_hosts")]

@@ -11,7 +11,7 @@ use russh::keys::PrivateKey;
 use crate::Secret;
 
 /// One SSH endpoint: a cluster host or a bastion.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Name used in messages (the inventory host name).
     pub name: String,
@@ -60,7 +60,8 @@ pub trait PassphrasePrompt: Send + Sync {
 }
 
 /// How to connect. Clone it freely: clones share the decrypted-key cache, so an encrypted key is
-/// unlocked (and its passphrase asked for) once per run, not once per host.
+/// unlocked (and its passphrase asked for) once per run, not once per host, and the bastion
+/// sessions, so all hosts behind one bastion tunnel through a single connection to it.
 #[derive(Clone)]
 pub struct ConnectOptions {
     /// Bound on TCP connect plus SSH handshake, per attempt.
@@ -84,6 +85,7 @@ pub struct ConnectOptions {
     /// beyond it the server refuses channels, so concurrent execs queue here instead.
     pub max_channels: usize,
     pub(crate) keys: KeyCache,
+    pub(crate) bastions: crate::bastion::BastionPool,
 }
 
 impl ConnectOptions {
@@ -107,6 +109,7 @@ impl ConnectOptions {
             prompt: None,
             max_channels: 8,
             keys: KeyCache::default(),
+            bastions: Default::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -23,6 +23,7 @@ pub struct SshdOptions {
     log_level: String,
     extra_config: Vec<String>,
     all_host_key_types: bool,
+    address: Ipv4Addr,
 }
 
 impl SshdOptions {
@@ -34,6 +35,7 @@ impl SshdOptions {
             log_level: "INFO".into(),
             extra_config: Vec::new(),
             all_host_key_types: false,
+            address: Ipv4Addr::LOCALHOST,
         }
     }
 
@@ -65,6 +67,17 @@ impl SshdOptions {
         self
     }
 
+    /// Listen on this loopback address instead of 127.0.0.1 (any of 127.0.0.0/8 reaches `lo`), so
+    /// servers can stand for hosts with addresses of their own.
+    pub fn address(mut self, address: Ipv4Addr) -> Self {
+        assert!(
+            address.is_loopback(),
+            "test servers listen on loopback only, not {address}"
+        );
+        self.address = address;
+        self
+    }
+
     /// An extra sshd_config line.
     pub fn config_line(mut self, line: &str) -> Self {
         self.extra_config.push(line.into());
@@ -81,6 +94,7 @@ impl Default for SshdOptions {
 /// One running `sshd -D -e` on 127.0.0.1; killed on drop.
 pub struct Sshd {
     dir: TempDir,
+    host: String,
     port: u16,
     host_keys: Vec<(KeyType, String)>,
     child: Child,
@@ -128,9 +142,10 @@ impl Sshd {
                 .stderr(log)
                 .spawn()
                 .expect("start /usr/sbin/sshd (is openssh-server installed?)");
-            if wait_ready(&mut child, port, &log_path) {
+            if wait_ready(&mut child, opts.address, port, &log_path) {
                 return Sshd {
                     dir,
+                    host: opts.address.to_string(),
                     port,
                     host_keys,
                     child,
@@ -146,8 +161,9 @@ impl Sshd {
         }
     }
 
-    pub fn host(&self) -> &'static str {
-        "127.0.0.1"
+    /// The loopback address the server listens on.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     pub fn port(&self) -> u16 {
@@ -197,9 +213,9 @@ impl Drop for Sshd {
 
 /// True once our sshd listens and the port answers with an SSH banner; false if sshd exited.
 /// The log line matters: another process's server on a recycled port would answer too.
-fn wait_ready(child: &mut Child, port: u16, log: &Path) -> bool {
+fn wait_ready(child: &mut Child, address: Ipv4Addr, port: u16, log: &Path) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let listening = format!("Server listening on 127.0.0.1 port {port}");
+    let listening = format!("Server listening on {address} port {port}");
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return false;
@@ -209,7 +225,7 @@ fn wait_ready(child: &mut Child, port: u16, log: &Path) -> bool {
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut s) = TcpStream::connect((address, port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut buf = [0u8; 4];
             if s.read_exact(&mut buf).is_ok() && &buf == b"SSH-" {
@@ -252,7 +268,7 @@ fn host_key_file(kind: KeyType) -> &'static str {
 
 fn write_config(dir: &Path, port: u16, opts: &SshdOptions, host_keys: &[(KeyType, String)]) -> PathBuf {
     let d = dir.display();
-    let mut cfg = format!("ListenAddress 127.0.0.1:{port}\n");
+    let mut cfg = format!("ListenAddress {}:{port}\n", opts.address);
     for (kind, _) in host_keys {
         cfg.push_str(&format!("HostKey {d}/{}\n", host_key_file(*kind)));
     }
@@ -285,10 +301,30 @@ pub struct SshdFleet {
 }
 
 impl SshdFleet {
-    /// Start `n` servers with the same options, in parallel.
+    /// Start `n` servers with the same options, in parallel, all on 127.0.0.1.
     pub fn start(n: usize, opts: &SshdOptions) -> SshdFleet {
+        Self::start_each(vec![opts.clone(); n])
+    }
+
+    /// Start `n` servers in parallel, each on a loopback address of its own (127.1.0.1, 127.1.0.2,
+    /// …), like the hosts of an inventory.
+    pub fn start_distinct(n: usize, opts: &SshdOptions) -> SshdFleet {
+        assert!(n <= 250 * 250, "at most 62500 distinct loopback servers");
+        let each = (0..n)
+            .map(|i| {
+                let address = Ipv4Addr::new(127, 1 + (i / 250) as u8, 0, 1 + (i % 250) as u8);
+                opts.clone().address(address)
+            })
+            .collect();
+        Self::start_each(each)
+    }
+
+    fn start_each(each: Vec<SshdOptions>) -> SshdFleet {
         let servers = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n).map(|_| s.spawn(|| Sshd::start(opts))).collect();
+            let handles: Vec<_> = each
+                .iter()
+                .map(|opts| s.spawn(move || Sshd::start(opts)))
+                .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))

@@ -81,3 +81,64 @@ async fn bastion_without_forwarding_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Hosts behind one bastion share a single login to it, and a broken bastion fails them all fast
+/// with its own reason.
+#[tokio::test]
+async fn hosts_behind_one_bastion_share_its_session() {
+    use futures_util::StreamExt;
+    use kbs_testkit::SshdFleet;
+
+    let env = Env::new();
+    let bastion = Sshd::start(&SshdOptions::new().authorize(&env.key));
+    let fleet = SshdFleet::start(6, &SshdOptions::new().authorize(&env.key));
+    let kh = env.dir.path().join("known_hosts_fleet");
+    let mut entries: Vec<_> = fleet.iter().map(Sshd::known_hosts_entry).collect();
+    entries.push(bastion.known_hosts_entry());
+    write_known_hosts(&kh, &entries, false);
+    let jump = target_for(&bastion, "root", &env.key);
+    let targets: Vec<_> = fleet
+        .iter()
+        .map(|s| {
+            let mut t = target_for(s, "root", &env.key);
+            t.bastion = Some(Box::new(jump.clone()));
+            t
+        })
+        .collect();
+
+    let o = opts(&kh);
+    let results: Vec<Result<(), Error>> = kbs_ssh::run_windowed(targets.clone(), 6, |t| {
+        let o = o.clone();
+        async move {
+            let c = Connection::connect(&t, &o).await?;
+            c.exec(&Command::new("true")).await?.checked()?;
+            Ok(())
+        }
+    })
+    .collect()
+    .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(
+        bastion.log().matches("Accepted publickey").count(),
+        1,
+        "{}",
+        bastion.log()
+    );
+
+    // The bastion's key unknown: every host says so, naming the bastion.
+    let only_targets = env.dir.path().join("known_hosts_no_bastion");
+    write_known_hosts(&only_targets, &entries[..6], false);
+    let o = opts(&only_targets);
+    let results: Vec<Result<Connection, Error>> = kbs_ssh::run_windowed(targets, 6, |t| {
+        let o = o.clone();
+        async move { Connection::connect(&t, &o).await }
+    })
+    .collect()
+    .await;
+    for r in results {
+        let err = r.unwrap_err();
+        assert!(matches!(err, Error::Bastion { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&jump.name) && msg.contains("unknown"), "{msg}");
+    }
+}
