@@ -21,6 +21,8 @@ pub struct Context {
     pub stderr: String,
     /// Print as we go (the binary) or only collect (tests).
     pub live: bool,
+    /// The answer to a prompt (tests); `None` reads a line from stdin.
+    pub stdin_line: Option<String>,
 }
 
 impl Context {
@@ -37,6 +39,7 @@ impl Context {
             stdout: String::new(),
             stderr: String::new(),
             live: true,
+            stdin_line: None,
         }
     }
 
@@ -89,20 +92,39 @@ impl Context {
 }
 
 /// Node name and default address as kubeadm would detect them: the kernel hostname, and
-/// the address it resolves to in /etc/hosts (the lab writes every host there; guests have
-/// no default route).
+/// the first non-loopback address /etc/hosts gives it (the lab writes every host there;
+/// guests have no default route). Read from the file, not through the resolver, so
+/// running kubeadm never sends a DNS query.
 fn detect_host() -> HostFacts {
-    use std::net::ToSocketAddrs;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    let default_address = (hostname.as_str(), 0)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut it| it.find(|a| !a.ip().is_loopback()))
-        .map(|a| a.ip());
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     HostFacts {
+        default_address: address_in_hosts(&hosts, &hostname),
         hostname,
-        default_address,
+    }
+}
+
+fn address_in_hosts(hosts: &str, hostname: &str) -> Option<std::net::IpAddr> {
+    hosts.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let ip: std::net::IpAddr = fields.next()?.parse().ok()?;
+        (!ip.is_loopback() && fields.any(|n| n == hostname)).then_some(ip)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn address_from_etc_hosts() {
+        let hosts =
+            "127.0.0.1 localhost\n127.0.1.1 host01\n10.61.0.11 host01 host01.lab # lab\n10.61.0.12 host02\n";
+        assert_eq!(
+            super::address_in_hosts(hosts, "host01"),
+            Some("10.61.0.11".parse().unwrap())
+        );
+        assert_eq!(super::address_in_hosts(hosts, "host09"), None);
     }
 }

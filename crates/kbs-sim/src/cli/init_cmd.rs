@@ -280,4 +280,7 @@ impl preflight::HostProbe for RootedProbe<'_> {
     fn cri_connect(&self, path: &str) -> Result<(), String> {
         self.inner.cri_connect(path)
     }
+    fn tcp_dial(&self, hostport: &str) -> Result<(), String> {
+        self.inner.tcp_dial(hostport)
+    }
 }

@@ -8,6 +8,7 @@ mod config_cmd;
 mod context;
 mod init_cmd;
 mod join_cmd;
+mod reset_cmd;
 mod version_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -42,6 +43,8 @@ pub enum Command {
     Init(InitArgs),
     /// Run this on any machine you wish to join an existing cluster.
     Join(JoinArgs),
+    /// Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm join'.
+    Reset(ResetArgs),
     /// Manage bootstrap tokens (only `generate` works without the API server).
     Token {
         #[command(subcommand)]
@@ -156,6 +159,17 @@ pub struct JoinArgs {
     pub apiserver_advertise_address: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Reset the node without prompting for confirmation.
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    #[arg(long = "cert-dir")]
+    pub cert_dir: Option<String>,
+    #[arg(long = "ignore-preflight-errors", value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
+}
+
 /// How a command ended.
 #[derive(Debug)]
 pub enum Failure {
@@ -184,6 +198,7 @@ pub fn run(cmd: Kubeadm, ctx: &mut Context) -> Result<(), Failure> {
         } => config_cmd::validate(config.as_deref(), ctx),
         Command::Init(args) => init_cmd::run(args, ctx),
         Command::Join(args) => join_cmd::run(args, ctx),
+        Command::Reset(args) => reset_cmd::run(args, ctx),
         Command::Token {
             command: TokenCommand::Generate,
         } => {

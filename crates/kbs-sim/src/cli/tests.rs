@@ -36,6 +36,7 @@ fn run_with(args: &[&str], host: FakeHost, version: Version, files: &[(&str, &st
         stdout: String::new(),
         stderr: String::new(),
         live: false,
+        stdin_line: Some("n\n".to_string()),
     };
     let parsed = Kubeadm::try_parse_from(argv).unwrap();
     let result = run(parsed, &mut ctx);
@@ -219,4 +220,75 @@ fn token_generate_and_certificate_key() {
     let key = r.stdout.trim();
     assert_eq!(key.len(), 64);
     assert!(crate::certs_upload::CertificateKey::parse(key, "certificateKey").is_ok());
+}
+
+#[test]
+fn reset_undoes_init_and_asks_first() {
+    // Without -f the answer "n" aborts, as kubeadm does.
+    let r = run_with(&["reset"], FakeHost::default(), V136, &[]);
+    assert_eq!(
+        r.result.unwrap_err().render().lines().next(),
+        Some("error: aborted reset operation")
+    );
+    assert!(r
+        .stderr
+        .contains("[reset] Are you sure you want to proceed? [y/N]: "));
+
+    let r = run_with(
+        &["init", "--config", "{root}/kubeadm.yaml"],
+        FakeHost::default(),
+        V136,
+        &[("kubeadm.yaml", INIT)],
+    );
+    assert!(r.root.path().join("etc/kubernetes/pki/ca.crt").exists());
+    let root = r.root;
+    std::fs::create_dir_all(root.path().join("var/lib/etcd/member")).unwrap();
+    let mut ctx = Context {
+        version: V136,
+        probe: Box::new(FakeHost::default()),
+        clock: Clock::with_offset_file(root.path().join("clock-offset")),
+        root: root.path().to_path_buf(),
+        host: HostFacts {
+            hostname: "host01".into(),
+            default_address: None,
+        },
+        stdout: String::new(),
+        stderr: String::new(),
+        live: false,
+        stdin_line: None,
+    };
+    run(
+        Kubeadm::try_parse_from(["kubeadm", "reset", "-f"]).unwrap(),
+        &mut ctx,
+    )
+    .unwrap();
+    assert!(!root.path().join("etc/kubernetes/pki/ca.crt").exists());
+    assert!(!root.path().join("etc/kubernetes/admin.conf").exists());
+    assert!(!root.path().join("etc/kubernetes/manifests/etcd.yaml").exists());
+    assert!(!root.path().join("var/lib/etcd/member").exists());
+    assert!(
+        ctx.stdout
+            .contains("[reset] Deleted contents of the etcd data directory: /var/lib/etcd\n"),
+        "{}",
+        ctx.stdout
+    );
+    assert!(ctx.stdout.contains("[reset] Deleting files: [/etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf]\n"));
+    assert!(ctx.stderr.contains("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get config map: Get \"https://10.61.0.10:6443/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s\": dial tcp 10.61.0.10:6443: connect: connection refused\n"), "{}", ctx.stderr);
+    // After a reset, init's preflight passes again on the same host.
+    let mut ctx2 = Context {
+        stdout: String::new(),
+        stderr: String::new(),
+        ..ctx
+    };
+    std::fs::write(root.path().join("kubeadm.yaml"), INIT).unwrap();
+    let cfg = root.path().join("kubeadm.yaml").display().to_string();
+    let res = run(
+        Kubeadm::try_parse_from(["kubeadm", "init", "--config", &cfg]).unwrap(),
+        &mut ctx2,
+    );
+    assert!(
+        matches!(res, Err(Failure::Phase { ref phase, .. }) if phase == "wait-control-plane"),
+        "{res:?}\n{}",
+        ctx2.stderr
+    );
 }

@@ -145,6 +145,26 @@ impl HostProbe for RealHost {
             .map(|_| ())
             .map_err(|e| errno_text(&e))
     }
+
+    fn tcp_dial(&self, hostport: &str) -> Result<(), String> {
+        let addr = hostport
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| format!("dial tcp: lookup {hostport}: no such host"))?;
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))
+            .map(|_| ())
+            .map_err(|e| {
+                let why = match e.kind() {
+                    ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+                    ErrorKind::TimedOut | ErrorKind::WouldBlock => "i/o timeout".to_string(),
+                    _ if e.raw_os_error() == Some(113) => "connect: no route to host".to_string(),
+                    _ if e.raw_os_error() == Some(101) => "connect: network is unreachable".to_string(),
+                    _ => format!("connect: {}", errno_text(&e)),
+                };
+                format!("dial tcp {hostport}: {why}")
+            })
+    }
 }
 
 /// Counts a kernel CPU list such as `0-3,6,8-9`.

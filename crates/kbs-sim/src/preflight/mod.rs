@@ -65,6 +65,9 @@ pub trait HostProbe {
     /// Connect to the CRI socket at `path`; the error is the syscall's text
     /// (`no such file or directory`, `connection refused`).
     fn cri_connect(&self, path: &str) -> Result<(), String>;
+    /// Open a TCP connection to `host:port` (10 s timeout); the error is Go's dial text
+    /// (`dial tcp 10.61.0.10:6443: connect: connection refused`).
+    fn tcp_dial(&self, hostport: &str) -> Result<(), String>;
 }
 
 /// One preflight check.

@@ -18,6 +18,8 @@ pub(crate) struct FakeHost {
     pub missing_exes: HashSet<String>,
     pub root: bool,
     pub cri: Result<(), String>,
+    /// What a TCP dial to any address gives (tests never touch the network).
+    pub dial: Result<(), String>,
 }
 
 impl Default for FakeHost {
@@ -40,6 +42,7 @@ impl Default for FakeHost {
             missing_exes: HashSet::new(),
             root: true,
             cri: Ok(()),
+            dial: Err("connect: connection refused".to_string()),
         }
     }
 }
@@ -90,6 +93,9 @@ impl HostProbe for FakeHost {
     }
     fn cri_connect(&self, _path: &str) -> Result<(), String> {
         self.cri.clone()
+    }
+    fn tcp_dial(&self, hostport: &str) -> Result<(), String> {
+        self.dial.clone().map_err(|e| format!("dial tcp {hostport}: {e}"))
     }
 }
 

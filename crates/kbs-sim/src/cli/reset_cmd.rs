@@ -1,0 +1,143 @@
+//! `kubeadm reset` on the node itself (cmd/kubeadm/app/cmd/reset.go, phases/reset/).
+//! Removing the etcd member and reading `kubeadm-config` need the API server; until the
+//! simulated one exists, reset behaves as kubeadm does when the cluster is unreachable.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use super::{Context, Failure, ResetArgs};
+use crate::preflight;
+
+const DELETED_FILES: [&str; 6] = [
+    "/etc/kubernetes/admin.conf",
+    "/etc/kubernetes/super-admin.conf",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/bootstrap-kubelet.conf",
+    "/etc/kubernetes/controller-manager.conf",
+    "/etc/kubernetes/scheduler.conf",
+];
+
+fn clean_dir(path: &Path) {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+/// The `server:` of a kubeconfig, as `host:port`.
+fn kubeconfig_server(text: &str) -> Option<String> {
+    let line = text.lines().find(|l| l.trim_start().starts_with("server:"))?;
+    let url = line.trim_start().trim_start_matches("server:").trim();
+    Some(
+        url.trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string(),
+    )
+}
+
+pub fn run(args: ResetArgs, ctx: &mut Context) -> Result<(), Failure> {
+    let admin = ctx.path("/etc/kubernetes/admin.conf");
+    if let Ok(text) = std::fs::read_to_string(&admin) {
+        ctx.out("[reset] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...");
+        ctx.out("[reset] Use 'kubeadm init phase upload-config --config your-config-file' to re-upload it.");
+        let server = kubeconfig_server(&text).unwrap_or_default();
+        let cause = match ctx.probe.tcp_dial(&server) {
+            Err(e) => e,
+            Ok(()) => "kbs-sim: the simulated API server is not implemented yet".to_string(),
+        };
+        ctx.warn(
+            "reset.go:124",
+            &format!("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get config map: Get \"https://{server}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s\": {cause}"),
+        );
+    }
+    if !args.force {
+        ctx.warn("preflight.go:56", "[reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' will be reverted.");
+        if ctx.live {
+            eprint!("[reset] Are you sure you want to proceed? [y/N]: ");
+        } else {
+            ctx.err("[reset] Are you sure you want to proceed? [y/N]: ");
+        }
+        let answer = match ctx.stdin_line.take() {
+            Some(a) => a,
+            None => {
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                line
+            }
+        };
+        if !matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+            return Err(Failure::Plain("aborted reset operation".to_string()));
+        }
+    }
+    let ignore = preflight::ignore_set(&args.ignore_preflight_errors, &[]).map_err(Failure::Plain)?;
+    ctx.out("[preflight] Running pre-flight checks");
+    let report = preflight::run_checks(
+        &[preflight::Check::IsPrivilegedUser],
+        &ignore,
+        ctx.version,
+        ctx.probe.as_ref(),
+    );
+    ctx.err(&report.output);
+    if report.failed {
+        return Err(Failure::Phase {
+            phase: "preflight".into(),
+            msg: preflight::PREFLIGHT_FAILED.into(),
+        });
+    }
+
+    // remove-etcd-member + cleanup-node phases.
+    let etcd_manifest = ctx.path("/etc/kubernetes/manifests/etcd.yaml");
+    let data_dir = std::fs::read_to_string(&etcd_manifest)
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.trim().strip_prefix("- --data-dir=").map(str::to_string))
+        })
+        .unwrap_or_else(|| crate::config::validate::DEFAULT_ETCD_DATA_DIR.to_string());
+    ctx.warn(
+        "removeetcdmember.go:105",
+        "[reset] No kubeadm config, using etcd pod spec to get data directory",
+    );
+    let data_path = ctx.path(&data_dir);
+    if data_path.exists() {
+        clean_dir(&data_path);
+        ctx.out(&format!(
+            "[reset] Deleted contents of the etcd data directory: {data_dir}"
+        ));
+    }
+    ctx.out("[reset] Stopping the kubelet service");
+    if ctx.root.as_os_str().is_empty() {
+        let _ = std::process::Command::new("systemctl")
+            .args(["stop", "kubelet"])
+            .status();
+    }
+    ctx.out("[reset] Unmounting mounted directories in \"/var/lib/kubelet\"");
+    let cert_dir = args
+        .cert_dir
+        .clone()
+        .unwrap_or_else(|| crate::config::validate::DEFAULT_CERTIFICATES_DIR.to_string());
+    let dirs = [
+        "/etc/kubernetes/manifests".to_string(),
+        "/var/lib/kubelet".to_string(),
+        cert_dir,
+    ];
+    for d in &dirs {
+        clean_dir(&ctx.path(d));
+    }
+    ctx.out(&format!(
+        "[reset] Deleting contents of directories: [{}]",
+        dirs.join(" ")
+    ));
+    for f in DELETED_FILES {
+        let _ = std::fs::remove_file(ctx.path(f));
+    }
+    ctx.out(&format!("[reset] Deleting files: [{}]", DELETED_FILES.join(" ")));
+    ctx.out("\nThe reset process does not perform cleanup of CNI plugin configuration,\nnetwork filtering rules and kubeconfig files.\n\nFor information on how to perform this cleanup manually, please see:\n    https://k8s.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/\n");
+    Ok(())
+}
