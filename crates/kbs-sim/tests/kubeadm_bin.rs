@@ -33,7 +33,7 @@ fn version_comes_from_the_environment() {
 fn config_validate_v1beta3_depends_on_the_version() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kubeadm.yaml");
-    std::fs::write(&file, "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nnetworking:\n  podSubnet: 172.31.0.0/16\n").unwrap();
+    std::fs::write(&file, "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nkubernetesVersion: v1.35.4\nnetworking:\n  podSubnet: 172.31.0.0/16\n").unwrap();
     let path = file.display().to_string();
     assert_eq!(
         kubeadm(&["config", "validate", "--config", &path], "1.35.4"),

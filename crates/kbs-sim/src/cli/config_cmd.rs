@@ -10,7 +10,7 @@ pub fn validate(config: Option<&str>, ctx: &mut Context) -> Result<(), Failure> 
         std::fs::read_to_string(path).map_err(|e| Failure::Plain(format!("open {path}: {}", io_text(&e))))?;
     let warnings = crate::config::validate_file(&text, ctx.version, &ctx.host).map_err(Failure::Plain)?;
     for w in warnings {
-        ctx.warn("initconfiguration.go:332", &w);
+        ctx.config_warning(&w);
     }
     ctx.out("ok");
     Ok(())

@@ -69,6 +69,18 @@ impl Context {
         }
     }
 
+    /// A config-loading warning, attributed to the kubeadm source file that logs it.
+    pub fn config_warning(&mut self, msg: &str) {
+        let source = if msg.starts_with("could not fetch a Kubernetes version") {
+            "version.go:104"
+        } else if msg.starts_with("falling back to the local client version") {
+            "version.go:105"
+        } else {
+            "initconfiguration.go:332"
+        };
+        self.warn(source, msg);
+    }
+
     /// A klog warning line (`W1122 02:47:26.000000    1234 file.go:N] msg`).
     pub fn warn(&mut self, source: &str, msg: &str) {
         let now = time::OffsetDateTime::from_unix_timestamp(crate::clock::unix_seconds(self.clock.now()))

@@ -93,7 +93,7 @@ fn load(
     }
     let cfg = config::load_init(&text, ctx.version, &host).map_err(Failure::Plain)?;
     for w in &cfg.warnings {
-        ctx.warn("initconfiguration.go:332", w);
+        ctx.config_warning(w);
     }
     Ok(cfg)
 }

@@ -97,7 +97,7 @@ fn load(a: &JoinArgs, ctx: &mut Context) -> Result<JoinConfig, Failure> {
     }
     let cfg = config::load_join(&text, ctx.version, &host).map_err(Failure::Plain)?;
     for w in &cfg.warnings {
-        ctx.warn("joinconfiguration.go:110", w);
+        ctx.config_warning(w);
     }
     Ok(cfg)
 }

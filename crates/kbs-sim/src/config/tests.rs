@@ -103,6 +103,33 @@ fn omitted_taints_get_the_control_plane_taint() {
     assert_eq!(cfg.init.node_registration.name, "host01");
     assert_eq!(cfg.init.local_api_endpoint.advertise_address, "10.61.0.11");
     assert_eq!(cfg.cluster.kubernetes_version, "v1.36.4");
+    // No kubernetesVersion means the `stable-1` label, which cannot be fetched offline.
+    assert_eq!(cfg.warnings, vec![
+        "could not fetch a Kubernetes version from the internet: unable to get URL \"https://dl.k8s.io/release/stable-1.txt\": Get \"https://dl.k8s.io/release/stable-1.txt\": dial tcp: lookup dl.k8s.io: no such host".to_string(),
+        "falling back to the local client version: v1.36.4".to_string(),
+    ]);
+}
+
+#[test]
+fn control_plane_version_window() {
+    let cc = |v: &str| {
+        format!("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: {v}\n")
+    };
+    assert_eq!(
+        load_init(&cc("1.35.9"), V136, &host())
+            .unwrap()
+            .cluster
+            .kubernetes_version,
+        "v1.35.9"
+    );
+    assert_eq!(
+        load_init(&cc("v1.34.2"), V136, &host()).unwrap_err(),
+        "this version of kubeadm only supports deploying clusters with the control plane version >= 1.35.0. Current version: v1.34.2"
+    );
+    assert_eq!(
+        load_init(&cc("banana"), V136, &host()).unwrap_err(),
+        "version \"banana\" doesn't match patterns for neither semantic version nor labels (stable, latest, ...)"
+    );
 }
 
 #[test]
@@ -127,6 +154,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
+kubernetesVersion: v1.35.2
 apiServer:
   timeoutForControlPlane: 4m0s
   extraArgs:
@@ -165,7 +193,7 @@ fn unknown_fields_warn_on_init_and_fail_validate() {
     let text = "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\napiServer:\n  timeoutForControlPlane: 4m0s\nzzz: 1\nnetworking:\n  podCIDR: 10.0.0.0/16\n";
     let msg = "error unmarshaling configuration schema.GroupVersionKind{Group:\"kubeadm.k8s.io\", Version:\"v1beta4\", Kind:\"ClusterConfiguration\"}: strict decoding error: unknown field \"apiServer.timeoutForControlPlane\", unknown field \"networking.podCIDR\", unknown field \"zzz\"";
     let cfg = load_init(text, V136, &host()).unwrap();
-    assert_eq!(cfg.warnings, vec![msg.to_string()]);
+    assert_eq!(cfg.warnings[0], msg);
     assert_eq!(validate_file(text, V136, &host()).unwrap_err(), msg);
 }
 
@@ -310,7 +338,10 @@ fn documents_need_kind_and_known_apis() {
         "unknown configuration APIs: []schema.GroupVersionKind{schema.GroupVersionKind{Group:\"example.com\", Version:\"v1\", Kind:\"Widget\"}}"
     );
     let cfg = load_init(text, V136, &host()).unwrap();
-    assert_eq!(cfg.warnings, vec!["[config] WARNING: Ignored configuration document with GroupVersionKind example.com/v1, Kind=Widget"]);
+    assert_eq!(
+        cfg.warnings[0],
+        "[config] WARNING: Ignored configuration document with GroupVersionKind example.com/v1, Kind=Widget"
+    );
 }
 
 #[test]

@@ -191,10 +191,8 @@ pub fn default_init(
     if n.dns_domain.is_empty() {
         n.dns_domain = DEFAULT_DNS_DOMAIN.to_string();
     }
-    if cluster.kubernetes_version.is_empty() {
-        // Real kubeadm fetches stable-1.txt and falls back to its own version offline.
-        cluster.kubernetes_version = kubeadm.git_version();
-    }
+    cluster.kubernetes_version =
+        normalize_kubernetes_version(&cluster.kubernetes_version, kubeadm, warnings)?;
     if cluster.certificates_dir.is_empty() {
         cluster.certificates_dir = DEFAULT_CERTIFICATES_DIR.to_string();
     }
@@ -246,6 +244,60 @@ pub fn default_init(
         }]);
     }
     Ok(())
+}
+
+/// util/config `NormalizeKubernetesVersion` + util `KubernetesReleaseVersion`, offline:
+/// a label (`stable-1`, the default) cannot be fetched in the lab, so kubeadm warns and uses
+/// its own version; a version older than kubeadm's minor − 1 is refused.
+fn normalize_kubernetes_version(
+    given: &str,
+    kubeadm: Version,
+    warnings: &mut Vec<String>,
+) -> Result<String, String> {
+    let label = if given.is_empty() { "stable-1" } else { given };
+    let is_label = {
+        let (word, rest) = label.split_once('-').unwrap_or((label, ""));
+        matches!(word, "stable" | "latest")
+            && (rest.is_empty()
+                || rest
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    };
+    let version = if is_label {
+        let url = format!("https://dl.k8s.io/release/{label}.txt");
+        warnings.push(format!(
+            "could not fetch a Kubernetes version from the internet: unable to get URL {}: Get {}: dial tcp: lookup dl.k8s.io: no such host",
+            quote(&url),
+            quote(&url)
+        ));
+        warnings.push(format!(
+            "falling back to the local client version: {}",
+            kubeadm.git_version()
+        ));
+        kubeadm
+    } else {
+        match Version::parse(label).filter(|_| label.trim_start_matches('v').split('.').count() == 3) {
+            Some(v) => v,
+            None => {
+                return Err(format!(
+                    "version {} doesn't match patterns for neither semantic version nor labels (stable, latest, ...)",
+                    quote(given)
+                ))
+            }
+        }
+    };
+    let shown = if is_label {
+        kubeadm.git_version()
+    } else {
+        format!("v{}", label.trim_start_matches('v'))
+    };
+    let minimum = Version::new(kubeadm.major, kubeadm.minor.saturating_sub(1), 0);
+    if version < minimum {
+        return Err(format!(
+            "this version of kubeadm only supports deploying clusters with the control plane version >= {minimum}. Current version: {shown}"
+        ));
+    }
+    Ok(shown)
 }
 
 fn default_node_registration(nr: &mut NodeRegistrationOptions, host: &HostFacts, warnings: &mut Vec<String>) {
