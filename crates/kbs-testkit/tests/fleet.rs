@@ -55,3 +55,22 @@ fn silent_listener_accepts_and_says_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn distinct_fleet_gives_each_server_its_own_loopback_address() {
+    let dir = TempDir::new().unwrap();
+    let key = ClientKey::generate(dir.path(), KeyType::Ed25519, None);
+    let fleet = SshdFleet::start_distinct(3, &SshdOptions::new().authorize(&key));
+    let hosts: Vec<&str> = fleet.iter().map(|s| s.host()).collect();
+    assert_eq!(hosts, ["127.1.0.1", "127.1.0.2", "127.1.0.3"]);
+    for s in fleet.iter() {
+        let mut banner = [0u8; 4];
+        let mut c = TcpStream::connect((s.host(), s.port())).unwrap();
+        c.read_exact(&mut banner).unwrap();
+        assert_eq!(&banner, b"SSH-");
+        assert!(s
+            .known_hosts_entry()
+            .host
+            .starts_with(&format!("[{}]:", s.host())));
+    }
+}

@@ -77,6 +77,7 @@ async fn ten_mib_of_output_and_input_stream_intact() {
 
 #[tokio::test]
 async fn many_concurrent_execs_share_one_connection() {
+    let _serial = crate::TIMING.lock().await;
     // Not root: root's ~/.bashrc on dev machines can be slow, and this test counts time.
     let users = kbs_testkit::ensure_test_users();
     let env = Env::new();
@@ -118,6 +119,7 @@ async fn many_concurrent_execs_share_one_connection() {
 
 #[tokio::test]
 async fn streaming_delivers_chunks_as_they_come() {
+    let _serial = crate::TIMING.lock().await;
     // Not root: root's ~/.bashrc on dev machines can be slow, and this test counts time.
     let users = kbs_testkit::ensure_test_users();
     let env = Env::new();

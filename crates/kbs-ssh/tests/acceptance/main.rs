@@ -15,6 +15,10 @@ use std::time::Duration;
 use kbs_ssh::{ConnectOptions, Connection, Target};
 use kbs_testkit::{ClientKey, KeyType, Sshd, SshdOptions, TempDir};
 
+/// Held by the load-heavy test (100 servers) and by tests that assert on elapsed time, so the
+/// former cannot starve the latter on a 2-core machine.
+pub static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One server, one authorized ed25519 key, a known_hosts file trusting the server.
 pub struct Env {
     pub dir: TempDir,

@@ -8,6 +8,8 @@ use crate::{opts, target_for, Env};
 
 #[tokio::test]
 async fn silent_host_times_out_while_the_others_finish() {
+    let _serial = crate::TIMING.lock().await;
+    let users = kbs_testkit::ensure_test_users();
     let dir = TempDir::new().unwrap();
     let key = ClientKey::generate(dir.path(), KeyType::Ed25519, None);
     let fleet = SshdFleet::start(3, &SshdOptions::new().authorize(&key));
@@ -21,7 +23,7 @@ async fn silent_host_times_out_while_the_others_finish() {
         t.port = silent.port();
         t
     }];
-    targets.extend(fleet.iter().map(|s| target_for(s, "root", &key)));
+    targets.extend(fleet.iter().map(|s| target_for(s, users.nopasswd, &key)));
     let mut o = opts(&kh);
     o.connect_timeout = Duration::from_secs(2);
 
@@ -87,6 +89,7 @@ async fn connection_failures_are_retried_with_backoff() {
 
 #[tokio::test]
 async fn auth_and_host_key_failures_are_not_retried() {
+    let _serial = crate::TIMING.lock().await;
     let env = Env::with(|o| o.log_level("VERBOSE"));
     let mut o = env.opts();
     o.retries = 3;
@@ -126,6 +129,7 @@ async fn auth_and_host_key_failures_are_not_retried() {
 /// Debian's bash sources ~/.bashrc even for `ssh host cmd`, and root's may be slow on dev machines.
 #[tokio::test(flavor = "multi_thread")]
 async fn hundred_hosts_through_a_window() {
+    let _serial = crate::TIMING.lock().await;
     let users = kbs_testkit::ensure_test_users();
     let dir = TempDir::new().unwrap();
     let key = ClientKey::generate(dir.path(), KeyType::Ed25519, None);
