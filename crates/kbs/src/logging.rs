@@ -4,6 +4,7 @@
 //! it because the transport never hands them to `tracing` (see kbs-ssh's `Secret`).
 
 use std::fs::{self, File, OpenOptions};
+use std::io::IsTerminal;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -52,6 +53,7 @@ pub fn init(verbose: u8, quiet: bool, log_file: Option<&Path>) -> Result<LogFile
 
     let stderr_layer = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .without_time()
         .with_filter(stderr_level);

@@ -42,6 +42,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
+            if let Failure::InvalidInventory { report, .. } = &failure {
+                eprintln!("{report}\n");
+            }
             eprintln!("kbs: error: {failure}");
             if matches!(failure, Failure::HostsFailed(_)) {
                 eprintln!("kbs: the full log is {}", log.path.display());
