@@ -13,7 +13,7 @@
 //! - [`manifests`]: the static pod manifests init writes.
 //! - [`store`]: the cluster state the simulated API server will serve (objects, tokens, leases).
 //! - [`clock`]: the lab clock (every "now" goes through it), [`version`]: which kubeadm this is.
-//! - [`cli`]: the `kubeadm` command front.
+//! - [`cli`]: the `kubeadm` command front; [`multicall`]: one binary installed under each tool's name.
 //!
 //! ```
 //! use kbs_sim::token::BootstrapToken;
@@ -29,6 +29,7 @@ pub mod config;
 pub mod discovery;
 pub mod gofmt;
 pub mod manifests;
+pub mod multicall;
 pub mod pki;
 pub mod preflight;
 pub mod store;

@@ -59,3 +59,29 @@ fn missing_config_file() {
         "{err}"
     );
 }
+
+#[test]
+fn multicall_binary_serves_kubelet_version_and_kubeadm() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kbs-sim"))
+            .args(args)
+            .env("KBS_SIM_VERSION", "1.36.4")
+            .env("KBS_SIM_KUBELET_VERSION", "1.35.7")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // kubelet and kubeadm on one host may differ: that is what KubeletVersion checks.
+    assert_eq!(
+        run(&["kubelet", "--version"]),
+        (0, "Kubernetes v1.35.7\n".to_string())
+    );
+    assert_eq!(
+        run(&["kubeadm", "version", "-o", "short"]),
+        (0, "v1.36.4\n".to_string())
+    );
+    assert_eq!(run(&["frobnicate"]).0, 1);
+}

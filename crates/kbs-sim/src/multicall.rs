@@ -1,0 +1,47 @@
+//! One binary, many tools: `kbs-sim` dispatches on the name it was started as
+//! (`/usr/bin/kubeadm` → kubeadm) or on its first argument (`kbs-sim kubelet --version`),
+//! so every package installs the same build under its tool's name.
+
+use std::path::Path;
+
+/// The tools this binary can be.
+pub const TOOLS: [&str; 2] = ["kubeadm", "kubelet"];
+
+/// Runs the tool `args` name; returns the exit status.
+pub fn main(mut args: Vec<String>) -> i32 {
+    let invoked = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_string();
+    let tool = if TOOLS.contains(&invoked.as_str()) {
+        invoked
+    } else if args.len() > 1 && TOOLS.contains(&args[1].as_str()) {
+        args.remove(0);
+        args[0].clone()
+    } else {
+        eprintln!(
+            "usage: kbs-sim <{}> [args...] (or install it under a tool's name)",
+            TOOLS.join("|")
+        );
+        return 1;
+    };
+    match tool.as_str() {
+        "kubeadm" => crate::cli::main_with(args),
+        _ => kubelet(&args),
+    }
+}
+
+/// The kubelet front, so far only what kubeadm's `KubeletVersion` check runs.
+fn kubelet(args: &[String]) -> i32 {
+    if args.iter().any(|a| a == "--version" || a == "--version=true") {
+        println!(
+            "Kubernetes {}",
+            crate::version::Version::current_for("kubelet").git_version()
+        );
+        return 0;
+    }
+    eprintln!("kbs-sim: the simulated kubelet is not implemented yet (see docs/simulation.md)");
+    1
+}
