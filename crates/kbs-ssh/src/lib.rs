@@ -1,10 +1,17 @@
 //! SSH transport of kbs: russh connections, authentication, host keys, bastions, sudo, exec and upload.
 //!
-//! One [`Connection`] per host for the whole run; every command is a channel multiplexed on it.
-//! Host keys are verified against known_hosts (unknown keys refused unless
-//! [`ConnectOptions::accept_new_host_keys`], changed keys always refused). Auth tries the ssh-agent's
-//! keys, then key files. Secrets ([`Secret`], upload contents) travel only on stdin, never in
-//! arguments, environment, logs or errors. [`run_windowed`] runs many hosts as a sliding window.
+//! - One [`Connection`] per host for the whole run; every command is a channel multiplexed on it
+//!   (at most [`ConnectOptions::max_channels`] at once, under sshd's `MaxSessions`).
+//! - Host keys are verified against known_hosts: unknown keys refused unless
+//!   [`ConnectOptions::accept_new_host_keys`], changed keys always refused, naming file and line.
+//! - Auth tries the ssh-agent's keys, then key files (RSA only with rsa-sha2-256/512); encrypted keys
+//!   are unlocked once per run from [`ConnectOptions::key_passphrase`], `KBS_KEY_PASSPHRASE` or a
+//!   [`PassphrasePrompt`].
+//! - Bastions (ProxyJump) tunnel with direct-tcpip; hosts behind one bastion share its session.
+//! - [`Privilege::Sudo`] uses `sudo -n`, or `sudo -S` with the password on stdin only.
+//! - Secrets ([`Secret`], upload contents) travel only on stdin: never in arguments, environment,
+//!   logs or errors. [`Connection::upload`] writes files atomically with mode and owner.
+//! - [`run_windowed`] runs many hosts as a sliding window.
 //!
 //! ```no_run
 //! use kbs_ssh::{Command, ConnectOptions, Connection, Privilege, Target};

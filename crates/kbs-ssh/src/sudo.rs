@@ -72,13 +72,18 @@ pub(crate) fn classify(stderr_head: &[u8], host: &str, user: &str, privilege: &P
     let message = text.strip_prefix(MARKER)?.trim().replace('\n', " ");
     let (host, user) = (host.to_string(), user.to_string());
     let with_password = matches!(privilege, Privilege::Sudo { password: Some(_) });
-    Some(if message.contains("password is required") {
+    // Wording of sudo 1.9 and of sudo-rs (default on Ubuntu since 25.10), in the C locale.
+    let needs_password = ["password is required", "authentication is required"];
+    let refused = [
+        "incorrect password",
+        "Sorry, try again",
+        "no password was provided",
+        "incorrect authentication",
+        "Authentication failed",
+    ];
+    Some(if needs_password.iter().any(|m| message.contains(m)) {
         Error::SudoPasswordRequired { host, user }
-    } else if with_password
-        && (message.contains("incorrect password")
-            || message.contains("Sorry, try again")
-            || message.contains("no password was provided"))
-    {
+    } else if with_password && refused.iter().any(|m| message.contains(m)) {
         Error::SudoWrongPassword { host, user }
     } else {
         Error::SudoDenied { host, user, message }
@@ -97,6 +102,36 @@ mod tests {
         let (line, stdin) = wrap("echo 'hi'", &p);
         assert!(!line.contains("s3cr3t"));
         assert_eq!(stdin.as_deref().map(Vec::as_slice), Some(&b"s3cr3t\n"[..]));
+    }
+
+    #[test]
+    fn classifies_sudo_and_sudo_rs_messages() {
+        let pw = Privilege::Sudo {
+            password: Some(Secret::new("x")),
+        };
+        let nopw = Privilege::Sudo { password: None };
+        let c = |text: &str, p: &Privilege| classify(format!("{MARKER}{text}\n").as_bytes(), "h", "u", p);
+        assert!(matches!(
+            c("sudo: a password is required", &nopw),
+            Some(Error::SudoPasswordRequired { .. })
+        ));
+        assert!(matches!(
+            c("sudo: interactive authentication is required", &nopw),
+            Some(Error::SudoPasswordRequired { .. })
+        ));
+        assert!(matches!(
+            c("Sorry, try again.\nsudo: 1 incorrect password attempt", &pw),
+            Some(Error::SudoWrongPassword { .. })
+        ));
+        assert!(matches!(
+            c("sudo-rs: Authentication failed, try again.", &pw),
+            Some(Error::SudoWrongPassword { .. })
+        ));
+        assert!(matches!(
+            c("u is not in the sudoers file.", &pw),
+            Some(Error::SudoDenied { .. })
+        ));
+        assert!(classify(b"plain stderr", "h", "u", &pw).is_none());
     }
 
     #[test]
