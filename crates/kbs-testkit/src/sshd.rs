@@ -202,6 +202,39 @@ impl Sshd {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Process ids of the server's per-connection processes (all descendants of the listener).
+    pub fn session_pids(&self) -> Vec<u32> {
+        let parents = process_parents();
+        let mut found = vec![self.pid()];
+        let mut i = 0;
+        while i < found.len() {
+            let parent = found[i];
+            found.extend(
+                parents
+                    .iter()
+                    .filter(|(_, pp)| *pp == parent)
+                    .map(|(pid, _)| *pid),
+            );
+            i += 1;
+        }
+        found.remove(0);
+        found
+    }
+
+    /// SIGKILL every per-connection process, as if the network dropped: clients see their
+    /// connections die while the server keeps listening. Returns how many processes were killed.
+    pub fn kill_sessions(&self) -> usize {
+        let pids = self.session_pids();
+        for pid in &pids {
+            // The shell's builtin kill: no procps needed on minimal images.
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("kill -9 {pid}"))
+                .status();
+        }
+        pids.len()
+    }
 }
 
 impl Drop for Sshd {
@@ -209,6 +242,22 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `(pid, parent pid)` of every process, from /proc.
+fn process_parents() -> Vec<(u32, u32)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
 }
 
 /// True once our sshd listens and the port answers with an SSH banner; false if sshd exited.

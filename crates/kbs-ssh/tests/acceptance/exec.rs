@@ -171,30 +171,16 @@ async fn dropped_connection_fails_the_command_fast() {
                 .await
         })
     };
-    // Wait until the command runs, then kill the per-connection sshd processes (children of the
-    // listening sshd, picked by parent pid).
+    // Wait until the command runs, then kill the server's per-connection processes.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let children = loop {
-        let out = std::process::Command::new("ps")
-            .args(["-o", "pid=", "--ppid", &env.sshd.pid().to_string()])
-            .output()
-            .unwrap();
-        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        if !pids.is_empty() {
-            // Give the command time to start on its channel.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            break pids;
-        }
-        assert!(Instant::now() < deadline, "command never started");
+    while env.sshd.session_pids().is_empty() {
+        assert!(Instant::now() < deadline, "no session process appeared");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let started = Instant::now();
-    for pid in &children {
-        let _ = std::process::Command::new("kill").args(["-9", pid]).status();
     }
+    // Give the command time to start on its channel.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    assert!(env.sshd.kill_sessions() > 0);
     let res = tokio::time::timeout(Duration::from_secs(10), running)
         .await
         .expect("exec hung after the connection died")
