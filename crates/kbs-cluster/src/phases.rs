@@ -1,0 +1,32 @@
+//! The phases of `kbs apply`, in order. Each is a playbook on a host set with a strategy; the
+//! engine runs them and `--until NAME` stops after the named one.
+//!
+//! Today: prepare. To come (design.md): endpoint → init (first control plane, once) → join control
+//! planes (serial) → join workers (parallel) → CSR approval → add-ons → wait ready.
+
+use kbs_engine::{HostSet, Phase, Strategy};
+
+/// Every host gets kernel settings, swap off, containerd and the pinned Kubernetes packages.
+pub const PREPARE: &str = "prepare";
+
+pub fn apply_phases() -> Vec<Phase> {
+    vec![Phase::new(PREPARE, "prepare")
+        .on(HostSet::All)
+        .strategy(Strategy::Parallel)]
+}
+
+/// Names accepted by `--until`.
+pub fn phase_names() -> Vec<String> {
+    apply_phases().into_iter().map(|p| p.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_phase_has_an_embedded_playbook() {
+        let lib = kbs_engine::Library::embedded().unwrap();
+        for p in super::apply_phases() {
+            assert!(lib.playbook(&p.playbook).is_some(), "{}", p.playbook);
+        }
+    }
+}
