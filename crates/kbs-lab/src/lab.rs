@@ -15,6 +15,7 @@ use crate::faults::{Fault, DPKG_LOCK_PROGRAM, DPKG_LOCK_SCRIPT};
 use crate::hostpkgs;
 use crate::image;
 use crate::inventory;
+use crate::limits;
 use crate::lock::FileLock;
 use crate::machine::{self, GuestFiles, Host};
 use crate::network;
@@ -113,6 +114,12 @@ impl Lab {
             Path::new(paths::CACHE_DIR).parent().unwrap_or(Path::new("/")),
             opts.hosts,
         )?;
+        for (name, old, new) in limits::raise(opts.hosts)? {
+            eprintln!(
+                "kbs-lab: raised {name} from {old} to {new} for {} hosts (down restores it)",
+                opts.hosts
+            );
+        }
         let lower = image::ensure_base()?;
         let authorized_key = ensure_ssh_key()?;
         repo::ensure_all(&repo::base_status(&lower))?;
@@ -443,6 +450,7 @@ pub fn teardown() -> Result<()> {
     cgroups::remove_parent();
     network::delete_bridge()?;
     repo::stop_agent();
+    limits::restore();
     for dir in [
         PathBuf::from("/run/systemd/nspawn"),
         paths::hosts_dir(),

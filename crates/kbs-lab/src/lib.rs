@@ -30,6 +30,7 @@ mod hostpkgs;
 mod image;
 pub mod inventory;
 mod lab;
+mod limits;
 mod lock;
 mod machine;
 mod network;

@@ -59,8 +59,13 @@ fn main() {
         ("clock_offset_per_host", clock_offset_per_host),
         ("guest_reboot_boots_again", guest_reboot_boots_again),
     ];
+    // `cargo test -p kbs-lab --test lab -- NAME…` runs only the checks whose names contain a NAME.
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut failed: Vec<&str> = Vec::new();
     for (name, check) in checks {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
         let t = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| check(&mut lab)));
         let verdict = if result.is_ok() { "ok" } else { "FAILED" };
