@@ -28,6 +28,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "hostSubnet",
     "controlPlaneSchedulable",
     "endpoint",
+    "packageRepository",
 ];
 const ENDPOINT_KEYS: &[&str] = &["mode", "address", "port", "interface"];
 const SSH_KEYS: &[&str] = &[
@@ -70,6 +71,7 @@ pub(crate) struct ClusterDraft {
     pub host_subnet: Option<IpNet>,
     pub control_plane_schedulable: bool,
     pub endpoint: Option<Endpoint>,
+    pub package_repository: Option<String>,
 }
 
 impl Draft {
@@ -83,6 +85,7 @@ impl Draft {
             host_subnet: self.cluster.host_subnet,
             control_plane_schedulable: self.cluster.control_plane_schedulable,
             endpoint: self.cluster.endpoint?,
+            package_repository: self.cluster.package_repository,
         };
         Some(Inventory {
             cluster,
@@ -146,6 +149,7 @@ impl Decoder<'_, '_> {
                     host_subnet: None,
                     control_plane_schedulable: false,
                     endpoint: None,
+                    package_repository: None,
                 }
             }
         };
@@ -210,6 +214,7 @@ impl Decoder<'_, '_> {
                 interface: None,
             }),
         };
+        let package_repository = self.package_repository(fields);
         ClusterDraft {
             name,
             kubernetes_version,
@@ -218,7 +223,28 @@ impl Decoder<'_, '_> {
             host_subnet,
             control_plane_schedulable,
             endpoint,
+            package_repository,
         }
+    }
+
+    /// A mirror of pkgs.k8s.io: an http(s) URL under which `core:/stable:/v1.XX/deb/` lives.
+    fn package_repository(&mut self, fields: &Fields) -> Option<String> {
+        let text = self.reader.text(fields, "packageRepository")?;
+        let url = text.value.trim_end_matches('/');
+        let has_scheme = url.starts_with("http://") || url.starts_with("https://");
+        let host_part = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+        if !has_scheme || host_part.is_empty() || url.chars().any(char::is_whitespace) {
+            self.findings().error(
+                text.pos,
+                format!("package repository `{}` is not an http(s) URL", text.value),
+                Some(
+                    "give the base URL of a pkgs.k8s.io mirror, e.g. `https://pkgs.k8s.io` or `http://mirror.lan/k8s`"
+                        .to_string(),
+                ),
+            );
+            return None;
+        }
+        Some(url.to_string())
     }
 
     fn kubernetes_version(&mut self, fields: &Fields) -> Option<KubernetesVersion> {

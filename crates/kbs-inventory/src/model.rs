@@ -39,6 +39,8 @@ pub struct Cluster {
     /// Whether control planes also run workloads (no control-plane taint). Default false.
     pub control_plane_schedulable: bool,
     pub endpoint: Endpoint,
+    /// Base URL of a pkgs.k8s.io mirror (no trailing `/`); `None` means pkgs.k8s.io itself.
+    pub package_repository: Option<String>,
 }
 
 /// How clients reach the API servers.

@@ -663,3 +663,31 @@ fn all_errors_are_collected_in_file_order() {
         ]
     );
 }
+
+// ---- package repository ----
+
+#[test]
+fn package_repository_must_be_an_http_url() {
+    let yaml = base_with(&[(
+        "  name: book\n",
+        "  name: book\n  packageRepository: ftp://mirror.lan/k8s\n",
+    )]);
+    assert_eq!(
+        errors(&yaml),
+        "inventory.yaml:3:22: error: package repository `ftp://mirror.lan/k8s` is not an http(s) URL\n  \
+         hint: give the base URL of a pkgs.k8s.io mirror, e.g. `https://pkgs.k8s.io` or `http://mirror.lan/k8s`"
+    );
+}
+
+#[test]
+fn package_repository_is_kept_without_its_trailing_slash() {
+    let yaml = base_with(&[(
+        "  name: book\n",
+        "  name: book\n  packageRepository: http://10.61.0.1/\n",
+    )]);
+    let loaded = common::load(&yaml);
+    assert_eq!(
+        loaded.inventory.cluster.package_repository.as_deref(),
+        Some("http://10.61.0.1")
+    );
+}
