@@ -1,5 +1,6 @@
 //! The kbs cluster workflow: which phases `kbs apply` runs, and the context they run in — today
-//! the version table ([`versions`]), the template context ([`context::vars`]) and the prepare phase.
+//! the version table ([`versions`]), the template context ([`context::vars`]), the prepare phase
+//! and the fitness checks of `kbs check` ([`checks::fitness`]).
 //!
 //! ```
 //! use std::path::Path;
@@ -13,10 +14,12 @@
 //! assert_eq!(kbs_cluster::phase_names(), ["prepare"]);
 //! ```
 
+pub mod checks;
 pub mod context;
 pub mod phases;
 pub mod versions;
 
+pub use checks::{fitness, Finding, Level};
 pub use context::{minor_versions, vars, ContextError, Options};
 pub use phases::{apply_phases, phase_names};
 pub use versions::{default_minor, for_minor, MinorVersions, TABLE};

@@ -89,6 +89,8 @@ impl std::fmt::Display for LockHolder {
 pub struct Facts {
     /// `/etc/os-release` ID, e.g. `ubuntu`, `debian`.
     pub os_id: String,
+    /// `/etc/os-release` ID_LIKE, e.g. `debian` on Ubuntu and its derivatives.
+    pub os_like: String,
     pub os_version: String,
     pub os_codename: String,
     /// dpkg's architecture name, e.g. `amd64`, `arm64`.
@@ -126,6 +128,7 @@ pub fn script() -> String {
 {DPKG_LOCK_HOLDER_FN}
 if [ -r /etc/os-release ]; then . /etc/os-release; fi
 echo "os_id=${{ID:-}}"
+echo "os_like=${{ID_LIKE:-}}"
 echo "os_version=${{VERSION_ID:-}}"
 echo "os_codename=${{VERSION_CODENAME:-}}"
 echo "arch=$(dpkg --print-architecture 2>/dev/null || uname -m)"
@@ -163,6 +166,7 @@ pub fn parse(output: &str, node_ip: Option<IpAddr>, address: &str) -> Facts {
         let value = value.trim();
         match key {
             "os_id" => f.os_id = value.into(),
+            "os_like" => f.os_like = value.into(),
             "os_version" => f.os_version = value.into(),
             "os_codename" => f.os_codename = value.into(),
             "arch" => f.arch = value.into(),

@@ -169,6 +169,8 @@ pub fn decide(spec: &PackageSpec, state: &State) -> Action {
 }
 
 struct Plan {
+    /// What the repositories offer, for error messages.
+    offered: BTreeMap<String, Vec<String>>,
     installs: Vec<String>,
     unresolved: Vec<String>,
     to_hold: Vec<String>,
@@ -177,6 +179,7 @@ struct Plan {
 
 fn plan(args: &Args, state: &State) -> Plan {
     let mut p = Plan {
+        offered: state.offered.clone(),
         installs: Vec::new(),
         unresolved: Vec::new(),
         to_hold: Vec::new(),
@@ -246,8 +249,19 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
             .find(|s| s.name() == name)
             .map(|s| s.version())
             .unwrap_or("");
-        return Err(ModuleError::new(format!("no version of {name} matching `{spec}` is offered by the configured repositories"))
-            .hint(format!("check the repository for this Kubernetes minor and that `apt-cache madison {name}` lists {spec}.x on the host")));
+        let offered = p
+            .offered
+            .get(name)
+            .map(|v| v.join(", "))
+            .filter(|v| !v.is_empty());
+        return Err(ModuleError::new(format!(
+            "no version of {name} matching `{spec}` is offered by the configured repositories{}",
+            offered.map(|v| format!(" (offered: {v})")).unwrap_or_default()
+        ))
+        .hint(format!(
+            "`apt-cache madison {name}` on the host lists what its repositories offer; add a repository that \
+             has {name} {spec}.x (for Kubernetes packages: the pkgs.k8s.io repository of that minor)"
+        )));
     }
     let mut script = String::from("set -e\n");
     if !p.installs.is_empty() {
@@ -403,6 +417,29 @@ mod tests {
             "no version of kubelet matching `1.36` is offered by the configured repositories"
         );
         assert!(err.hint.unwrap().contains("apt-cache madison kubelet"));
+    }
+
+    #[tokio::test]
+    async fn containerd_1_is_not_taken_for_a_minor_that_needs_2() {
+        let args: Args =
+            serde_json::from_value(serde_json::json!({"packages": [{"name": "containerd", "version": "2"}]}))
+                .unwrap();
+        let state = output(
+            "ii |containerd|1.7.28-1",
+            " containerd | 1.7.28-1 | http://deb.debian.org Packages",
+            "",
+            "",
+        );
+        let h = Harness::new(FakeTransport::rules(vec![("dpkg-query", ok_with(&state))]));
+        let err = run(args, &h.ctx(false)).await.unwrap_err();
+        assert_eq!(
+            err.message,
+            "no version of containerd matching `2` is offered by the configured repositories (offered: 1.7.28-1)"
+        );
+        assert!(
+            h.fake.scripts().iter().all(|s| !s.contains(" install ")),
+            "nothing installed"
+        );
     }
 
     #[tokio::test]
