@@ -290,10 +290,17 @@ fn inventory() -> Inventory {
 }
 
 async fn run(state: &Arc<Mutex<Host>>, mode: Mode) -> (RunReport, Vec<Event>) {
+    let (report, events, _) = run_recorded(state, mode).await;
+    (report, events)
+}
+
+/// Also returns every script the host was sent.
+async fn run_recorded(state: &Arc<Mutex<Host>>, mode: Mode) -> (RunReport, Vec<Event>, Vec<String>) {
     let inv = inventory();
     let vars = kbs_cluster::vars(&inv, &kbs_cluster::Options::default()).unwrap();
     let events = Arc::new(Collector::default());
-    let t: Arc<dyn Transport> = Arc::new(sim(state.clone()));
+    let fake = Arc::new(sim(state.clone()));
+    let t: Arc<dyn Transport> = fake.clone();
     let engine = Engine::new(
         Library::embedded().unwrap(),
         vec![(inv.hosts[0].clone(), t)],
@@ -304,7 +311,7 @@ async fn run(state: &Arc<Mutex<Host>>, mode: Mode) -> (RunReport, Vec<Event>) {
         .run(&kbs_cluster::apply_phases(), mode, Some("prepare"))
         .await
         .unwrap();
-    (report, events.events())
+    (report, events.events(), fake.scripts())
 }
 
 fn changed_tasks(events: &[Event]) -> Vec<String> {
@@ -383,4 +390,26 @@ async fn apply_converges_and_a_second_apply_changes_nothing() {
         .tasks
         .len() as u32;
     assert_eq!(again.hosts["host01"].round_trips, 1 + tasks);
+}
+
+/// Every script the prepare phase sends parses as POSIX sh. `sh -n` only parses: nothing runs here.
+#[tokio::test]
+async fn every_script_is_valid_posix_sh() {
+    let state = Arc::new(Mutex::new(fresh()));
+    let (_, _, mut scripts) = run_recorded(&state, Mode::Apply).await;
+    scripts.extend(run_recorded(&state, Mode::Check).await.2);
+    assert!(scripts.len() > 20);
+    for script in scripts {
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sh -n rejects:\n{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
