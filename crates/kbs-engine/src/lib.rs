@@ -48,4 +48,6 @@ pub use modules::{ModuleError, Outcome, Timing};
 pub use playbook::{HostSet, Library, LibraryError, Playbook, Strategy, Task};
 pub use render::{RenderError, Renderer};
 pub use runner::{Engine, EngineError, HostFailure, Mode, Phase, RunReport, Vars};
-pub use transport::{ExecResult, Remote, Script, SshTransport, Transport, TransportError, Upload};
+pub use transport::{
+    ExecResult, Remote, Script, SshTransport, Transport, TransportError, Unreachable, Upload,
+};

@@ -166,6 +166,26 @@ impl Transport for SshTransport {
     }
 }
 
+/// A host kbs could not connect to: every call fails with the connection error, so the engine
+/// reports it like any other host failure (at "gather facts") and the other hosts go on.
+pub struct Unreachable(pub TransportError);
+
+impl Transport for Unreachable {
+    fn exec<'a>(&'a self, _script: &'a Script) -> BoxFuture<'a, Result<ExecResult, TransportError>> {
+        Box::pin(async move { Err(self.0.clone()) })
+    }
+
+    fn upload<'a>(&'a self, _file: &'a Upload) -> BoxFuture<'a, Result<(), TransportError>> {
+        Box::pin(async move { Err(self.0.clone()) })
+    }
+}
+
+impl From<kbs_ssh::Error> for Unreachable {
+    fn from(e: kbs_ssh::Error) -> Self {
+        Unreachable(ssh_error(e))
+    }
+}
+
 /// A host's transport plus its round-trip counter.
 pub struct Remote {
     transport: Arc<dyn Transport>,

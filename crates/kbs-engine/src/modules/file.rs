@@ -70,9 +70,19 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
         Some(("", _)) | None => "/".to_string(),
         Some((d, _)) => d.to_string(),
     };
+    // A secret's content must not come back from the host: compare digests instead.
+    let wanted_key = if args.sensitive {
+        sha256_hex(&wanted)
+    } else {
+        wanted.clone()
+    };
     let script = format!(
         "{}{}",
-        probe::file_section("file", &args.path),
+        if args.sensitive {
+            probe::file_hash_section("file", &args.path)
+        } else {
+            probe::file_section("file", &args.path)
+        },
         probe::section(
             "dir",
             &format!("if [ -d {} ]; then echo yes; else echo no; fi", sh_quote(&dir))
@@ -89,7 +99,7 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
     };
     let current = probe::parse_file(body);
 
-    let content_differs = current.as_ref().map(|f| &f.content) != Some(&wanted);
+    let content_differs = current.as_ref().map(|f| &f.content) != Some(&wanted_key);
     let mut changes = Vec::new();
     if content_differs {
         changes.push(if args.sensitive {
@@ -152,6 +162,14 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
     Ok(Outcome::changed(changes.join("\n")))
 }
 
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,19 +219,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sensitive_content_never_shows_in_the_diff() {
+    async fn sensitive_content_never_shows_in_the_diff_nor_comes_back() {
+        let old_hash = sha256_hex("old-token\n");
         let h = Harness::new(FakeTransport::rules(vec![(
-            "stat -c",
-            ok_with(&present("600", "old-token\n")),
+            "sha256sum",
+            ok_with(&present("600", &old_hash)),
         )]));
         let mut a = args("new-token\n");
         a.sensitive = true;
-        let out = run(a, &h.ctx(true)).await.unwrap();
+        a.mode = Some(serde_json::json!("0600"));
+        let out = run(a, &h.ctx(false)).await.unwrap();
         let diff = out.diff.unwrap();
         assert!(!diff.contains("token"), "{diff}");
         assert!(
+            !h.fake.scripts()[0].contains("cat "),
+            "only the digest is read back"
+        );
+        assert!(
             h.fake.scripts().iter().all(|s| !s.contains("new-token")),
             "content goes by upload only"
+        );
+        assert_eq!(h.fake.uploads()[0].mode, 0o600);
+
+        let new_hash = sha256_hex("new-token\n");
+        let h = Harness::new(FakeTransport::rules(vec![(
+            "sha256sum",
+            ok_with(&present("600", &new_hash)),
+        )]));
+        let mut a = args("new-token\n");
+        a.sensitive = true;
+        a.mode = Some(serde_json::json!("0600"));
+        assert_eq!(
+            run(a, &h.ctx(false)).await.unwrap(),
+            Outcome::ok(),
+            "same digest is ok"
+        );
+    }
+
+    #[test]
+    fn digest_is_sha256() {
+        assert_eq!(
+            sha256_hex(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
     }
 

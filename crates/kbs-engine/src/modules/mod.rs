@@ -4,6 +4,20 @@
 //!
 //! In check mode (`plan`, `--dry-run`) nothing is applied: [`ModuleCtx::check_only`] is the single
 //! switch every module consults before changing anything.
+//!
+//! | module | args (defaults) | notes |
+//! |---|---|---|
+//! | `kernel_module` | `names`, `file` (/etc/modules-load.d/kubernetes.conf) | modprobe + persist |
+//! | `sysctl` | `values` {key: value}, `file` (/etc/sysctl.d/99-kubernetes.conf) | `sysctl -w` + persist |
+//! | `file`, `template` | `path`, `content` or `src` (+ `vars`), `mode` ("0644"), `owner`/`group` (root), `sensitive` | atomic upload |
+//! | `swap_off` | — | `swapoff -a`, comments fstab swap lines |
+//! | `apt_key` | `url`, `path` | fetched, dearmored, compared byte for byte |
+//! | `apt_repository` | `path`, `url`, `keyring`, `suite` ("/"), `components`, `comment` | `apt-get update` on change |
+//! | `apt_packages` | `packages` [name or {name, version}], `hold`, `update_cache` (true) | `1.36` → newest 1.36.x |
+//! | `apt_hold` | `packages`, `held` (true) | `apt-mark hold/unhold` |
+//! | `service` | `name`, `enabled`, `state` (started/stopped/restarted/reloaded), `daemon_reload` | systemd |
+//! | `command` | `cmd`, `creates`, `unless` | no secrets in `cmd` |
+//! | `wait_for` | one of `port` (+`host`), `path`, `command`; `timeout` (300 s) | backoff, never fixed sleeps |
 
 mod apt_hold;
 mod apt_key;

@@ -30,6 +30,17 @@ pub fn file_section(name: &str, path: &str) -> String {
     )
 }
 
+/// Like [`file_section`], with the file's SHA-256 (hex) in place of its content.
+pub fn file_hash_section(name: &str, path: &str) -> String {
+    let p = sh_quote(path);
+    section(
+        name,
+        &format!(
+            "if [ -f {p} ]; then echo present; stat -c '%a %U %G' {p}; sha256sum {p} | cut -d ' ' -f 1 | tr -d '\\n'; else printf absent; fi"
+        ),
+    )
+}
+
 /// The body of section `name`, if present.
 pub fn get<'a>(output: &'a str, name: &str) -> Option<&'a str> {
     let start_marker = format!("@@kbs:{name}\n");
