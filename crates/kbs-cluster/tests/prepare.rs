@@ -332,6 +332,9 @@ fn changed_tasks(events: &[Event]) -> Vec<String> {
 async fn check_mode_changes_nothing_and_says_what_it_would_do() {
     let state = Arc::new(Mutex::new(fresh()));
     let (report, events) = run(&state, Mode::Check).await;
+    // `kbs plan` costs facts + one batch of checks per host, however many tasks.
+    let (_, _, scripts) = run_recorded(&state, Mode::Check).await;
+    assert_eq!(report.hosts["host01"].round_trips, 2, "{:#?}", &scripts[2..]);
     assert!(report.success(), "{:?}", report.failures);
     assert_eq!(
         *state.lock().unwrap(),
@@ -382,14 +385,8 @@ async fn apply_converges_and_a_second_apply_changes_nothing() {
         "second apply must change nothing"
     );
     assert_eq!(state.lock().unwrap().restarts.len(), 1);
-    // Facts plus one check per task: the converged host costs one round trip per task.
-    let tasks = Library::embedded()
-        .unwrap()
-        .playbook("prepare")
-        .unwrap()
-        .tasks
-        .len() as u32;
-    assert_eq!(again.hosts["host01"].round_trips, 1 + tasks);
+    // A converged host: facts, then every check in one batch. Nothing else.
+    assert_eq!(again.hosts["host01"].round_trips, 2);
 }
 
 /// Every script the prepare phase sends parses as POSIX sh. `sh -n` only parses: nothing runs here.

@@ -32,6 +32,7 @@
 //! # });
 //! ```
 
+pub mod batch;
 pub mod events;
 pub mod facts;
 pub mod modules;

@@ -3,7 +3,7 @@
 //!
 //! A failure stops that host only: it is reported once (`HostFailed`, with the step and a hint),
 //! left out of later phases, and every other host goes on. Facts are gathered once per host, before
-//! the first phase, in one round trip each.
+//! the first phase, in one round trip each; each playbook's checks go in one more (see [`batch`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use kbs_inventory::{Host, Role};
 use minijinja::Value;
 use serde_json::json;
 
+use crate::batch::{self, Prefetch};
 use crate::events::{Event, EventSink, HostSummary, TaskStatus};
 use crate::facts::{self, Facts};
 use crate::modules::{self, ModuleCtx, ModuleError, Timing};
@@ -413,24 +414,76 @@ impl Engine {
     }
 
     async fn run_playbook(&self, h: &HostState, playbook: &Playbook, mode: Mode, hosts: &Value) {
+        let prefetch = self.prefetch(h, playbook, hosts).await;
         let mut notified = BTreeSet::new();
         for task in &playbook.tasks {
-            match self.run_task(h, task, mode, hosts).await {
-                Some(TaskStatus::Changed) => notified.extend(task.notify.iter().cloned()),
+            match self.run_task(h, task, mode, hosts, &prefetch).await {
+                Some(TaskStatus::Changed) => {
+                    notified.extend(task.notify.iter().cloned());
+                    // The host changed: checks fetched before may no longer be true.
+                    if mode == Mode::Apply {
+                        prefetch.clear();
+                    }
+                }
                 Some(_) => {}
                 None => return,
             }
         }
         // Handlers run in the order they are defined, each at most once, only if notified.
         for handler in playbook.handlers.iter().filter(|t| notified.contains(&t.name)) {
-            if self.run_task(h, handler, mode, hosts).await.is_none() {
+            if self.run_task(h, handler, mode, hosts, &prefetch).await.is_none() {
                 return;
             }
         }
     }
 
+    /// Runs the check scripts of all the playbook's tasks in one round trip. Tasks whose condition
+    /// is false or whose args do not render are left out; they report that themselves later.
+    async fn prefetch(&self, h: &HostState, playbook: &Playbook, hosts: &Value) -> Prefetch {
+        let prefetch = Prefetch::default();
+        let ctx = self.context(h, hosts);
+        let mut scripts: Vec<String> = Vec::new();
+        for task in &playbook.tasks {
+            if let Some(when) = &task.when {
+                if !matches!(self.renderer.condition(when, &ctx), Ok(true)) {
+                    continue;
+                }
+            }
+            let Ok(args) = self.renderer.args(&task.args, &ctx) else {
+                continue;
+            };
+            if let Some(script) = modules::check_script(&task.module, &args) {
+                if !scripts.contains(&script) {
+                    scripts.push(script);
+                }
+            }
+        }
+        // A single check gains nothing from a batch.
+        if scripts.len() < 2 {
+            return prefetch;
+        }
+        // A broken connection is reported by the first task that runs; nothing to do here.
+        if let Ok(out) = h.remote.exec(&Script::root(batch::combine(&scripts))).await {
+            let results = batch::parse(&out.stdout, scripts.len());
+            for (script, result) in scripts.into_iter().zip(results) {
+                // Failed checks run again for real: their stderr makes the error message.
+                if let Some(r) = result.filter(|r| r.success()) {
+                    prefetch.insert(script, r);
+                }
+            }
+        }
+        prefetch
+    }
+
     /// Runs one task; `None` when the host failed.
-    async fn run_task(&self, h: &HostState, task: &Task, mode: Mode, hosts: &Value) -> Option<TaskStatus> {
+    async fn run_task(
+        &self,
+        h: &HostState,
+        task: &Task,
+        mode: Mode,
+        hosts: &Value,
+        prefetch: &Prefetch,
+    ) -> Option<TaskStatus> {
         let host = h.host.name.clone();
         let started = Instant::now();
         let ctx = self.context(h, hosts);
@@ -478,6 +531,7 @@ impl Engine {
             vars: &ctx,
             events: self.events.as_ref(),
             timing: &self.timing,
+            prefetched: Some(prefetch),
         };
         match modules::run(&task.module, &args, &mctx).await {
             Ok(outcome) => {

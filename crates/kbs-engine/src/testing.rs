@@ -1,5 +1,6 @@
 //! A fake [`Transport`] for tests: it records every script and upload and answers with whatever
-//! its handler says, so module logic is tested without touching any real machine.
+//! its handler says, so module logic is tested without touching any real machine. A batch of
+//! checks (see [`crate::batch`]) is recorded as one call and answered part by part.
 //!
 //! ```
 //! use kbs_engine::testing::{FakeTransport, ok_with};
@@ -134,6 +135,23 @@ impl Transport for FakeTransport {
             self.record(Call::Exec(script.clone()));
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
+            }
+            // A batch of checks is one call; the handler answers each part as if sent alone.
+            if let Some(parts) = crate::batch::split(&script.text) {
+                let results = parts
+                    .into_iter()
+                    .map(|text| {
+                        (self.handler)(&Script {
+                            text,
+                            ..script.clone()
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(ExecResult {
+                    code: Some(0),
+                    stdout: crate::batch::frame(&results),
+                    stderr: String::new(),
+                });
             }
             (self.handler)(script)
         })

@@ -324,8 +324,8 @@ async fn check_mode_applies_nothing_and_summary_counts_round_trips() {
             f.scripts()
         );
     }
-    // cp1: facts + 2 guards (the worker-only task is skipped, the handler has no guard).
-    assert_eq!(report.hosts["cp1"].round_trips, 3, "{:?}", r.fakes[0].scripts());
+    // cp1: facts + one batch of both guards (the worker-only task is skipped, the handler has none).
+    assert_eq!(report.hosts["cp1"].round_trips, 2, "{:?}", r.fakes[0].scripts());
     let last = r.events.events().pop().unwrap();
     let Event::Summary { hosts } = &last else {
         panic!("last event is {last:?}")
@@ -388,4 +388,44 @@ tasks:
     assert_eq!(report.hosts["w1"].changed, 1);
     assert_eq!(report.hosts["w2"].skipped, 1);
     assert_eq!(r.engine.facts("w2").unwrap().os_id, "debian");
+}
+
+#[tokio::test]
+async fn checks_are_batched_until_something_changes() {
+    let yaml = "
+name: play
+tasks:
+  - name: first changes
+    module: command
+    args: { cmd: 'touch /a', creates: /a }
+  - name: second
+    module: command
+    args: { cmd: 'touch /b', unless: 'already b' }
+  - name: third
+    module: command
+    args: { cmd: 'touch /c', unless: 'already c' }
+";
+    let r = engine_with(yaml, |_| command_host());
+    let report = r
+        .engine
+        .run(&[Phase::new("p", "play")], Mode::Apply, None)
+        .await
+        .unwrap();
+    let scripts = r.fakes[0].scripts();
+    // facts, the batch of three guards, `touch /a`, then the later guards again for real: the host
+    // changed, so what the batch saw may no longer hold.
+    assert_eq!(report.hosts["cp1"].round_trips, 5, "{scripts:#?}");
+    assert!(scripts[1].starts_with("printf '@@kbs-batch:"));
+    assert_eq!(scripts[2], "touch /a");
+    assert!(scripts[3].contains("already b") && scripts[4].contains("already c"));
+
+    // In check mode nothing changes, so the batch answers every check.
+    let r = engine_with(yaml, |_| command_host());
+    let report = r
+        .engine
+        .run(&[Phase::new("p", "play")], Mode::Check, None)
+        .await
+        .unwrap();
+    assert_eq!(report.hosts["cp1"].round_trips, 2);
+    assert_eq!(report.hosts["cp1"].changed, 1);
 }

@@ -18,8 +18,10 @@ fn yes() -> bool {
     true
 }
 
+pub const CHECK_SCRIPT: &str = "LC_ALL=C apt-mark showhold";
+
 pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
-    let out = ctx.exec("LC_ALL=C apt-mark showhold").await?;
+    let out = ctx.exec(CHECK_SCRIPT).await?;
     if !out.success() {
         return Err(ModuleError::new(format!(
             "apt-mark showhold failed: {}",

@@ -33,10 +33,11 @@ pub fn check_script(args: &Args) -> String {
             "if ! command -v curl >/dev/null 2>&1 || ! command -v gpg >/dev/null 2>&1; then echo no-tools
 elif [ ! -s {path} ]; then echo absent
 else
-  tmp=$(mktemp) && trap 'rm -f \"$tmp\"' EXIT
+  tmp=$(mktemp)
   if curl -fsSL --retry 3 {url} 2>/dev/null | gpg --dearmor > \"$tmp\" 2>/dev/null && [ -s \"$tmp\" ]; then
     if cmp -s \"$tmp\" {path}; then echo same; else echo differs; fi
   else echo fetch-failed; fi
+  rm -f \"$tmp\"
 fi"
         ),
     )

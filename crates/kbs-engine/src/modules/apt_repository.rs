@@ -41,15 +41,17 @@ pub fn render(args: &Args, ctx: &ModuleCtx<'_>) -> Result<String, ModuleError> {
         .map_err(|e| ModuleError::new(e.0))
 }
 
+pub fn check_script(args: &Args) -> String {
+    format!(
+        "{}{}",
+        probe::file_section("file", &args.path),
+        apt_lock::holder_section()
+    )
+}
+
 pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
     let wanted = render(&args, ctx)?;
-    let out = ctx
-        .exec(format!(
-            "{}{}",
-            probe::file_section("file", &args.path),
-            apt_lock::holder_section()
-        ))
-        .await?;
+    let out = ctx.exec(check_script(&args)).await?;
     let Some(body) = probe::get(&out.stdout, "file") else {
         return Err(ModuleError::new(format!(
             "reading {} failed: {}",

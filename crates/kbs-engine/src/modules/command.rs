@@ -18,24 +18,30 @@ pub struct Args {
     pub unless: Option<String>,
 }
 
+/// The guards as one script printing `creates`, `unless` or `run`; `None` without guards.
+pub fn check_script(args: &Args) -> Option<String> {
+    if args.creates.is_none() && args.unless.is_none() {
+        return None;
+    }
+    let mut guards = String::new();
+    if let Some(p) = &args.creates {
+        guards.push_str(&format!(
+            "if [ -e {} ]; then echo creates; exit 0; fi\n",
+            sh_quote(p)
+        ));
+    }
+    if let Some(u) = &args.unless {
+        guards.push_str(&format!(
+            "if ( {u} ) >/dev/null 2>&1; then echo unless; exit 0; fi\n"
+        ));
+    }
+    guards.push_str("echo run");
+    Some(probe::section("guard", &format!("( {guards} )")))
+}
+
 pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
-    if args.creates.is_some() || args.unless.is_some() {
-        let mut guards = String::new();
-        if let Some(p) = &args.creates {
-            guards.push_str(&format!(
-                "if [ -e {} ]; then echo creates; exit 0; fi\n",
-                sh_quote(p)
-            ));
-        }
-        if let Some(u) = &args.unless {
-            guards.push_str(&format!(
-                "if ( {u} ) >/dev/null 2>&1; then echo unless; exit 0; fi\n"
-            ));
-        }
-        guards.push_str("echo run");
-        let out = ctx
-            .exec(probe::section("guard", &format!("( {guards} )")))
-            .await?;
+    if let Some(script) = check_script(&args) {
+        let out = ctx.exec(script).await?;
         match probe::get(&out.stdout, "guard").map(str::trim) {
             Some("creates") => {
                 return Ok(Outcome::ok().with_message(format!("{} exists", args.creates.unwrap_or_default())))

@@ -48,6 +48,30 @@ fn parse_mode(v: &Option<serde_json::Value>) -> Result<u32, ModuleError> {
         .ok_or_else(|| ModuleError::new(format!("mode `{text}` is not an octal mode like 0644")))
 }
 
+fn parent(path: &str) -> String {
+    match path.rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((d, _)) => d.to_string(),
+    }
+}
+
+/// The file (or its digest, when sensitive) and whether its directory exists.
+pub fn check_script(args: &Args) -> String {
+    let file = if args.sensitive {
+        probe::file_hash_section("file", &args.path)
+    } else {
+        probe::file_section("file", &args.path)
+    };
+    let dir = sh_quote(&parent(&args.path));
+    format!(
+        "{file}{}",
+        probe::section(
+            "dir",
+            &format!("if [ -d {dir} ]; then echo yes; else echo no; fi")
+        )
+    )
+}
+
 pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
     if !args.path.starts_with('/') {
         return Err(ModuleError::new(format!("path `{}` must be absolute", args.path)));
@@ -66,28 +90,14 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
         }
         _ => return Err(ModuleError::new("give exactly one of `content` and `src`")),
     };
-    let dir = match args.path.rsplit_once('/') {
-        Some(("", _)) | None => "/".to_string(),
-        Some((d, _)) => d.to_string(),
-    };
     // A secret's content must not come back from the host: compare digests instead.
     let wanted_key = if args.sensitive {
         sha256_hex(&wanted)
     } else {
         wanted.clone()
     };
-    let script = format!(
-        "{}{}",
-        if args.sensitive {
-            probe::file_hash_section("file", &args.path)
-        } else {
-            probe::file_section("file", &args.path)
-        },
-        probe::section(
-            "dir",
-            &format!("if [ -d {} ]; then echo yes; else echo no; fi", sh_quote(&dir))
-        )
-    );
+    let dir = parent(&args.path);
+    let script = check_script(&args);
     let out = ctx.exec(script).await?;
     let (Some(body), Some(dir_exists)) = (probe::get(&out.stdout, "file"), probe::get(&out.stdout, "dir"))
     else {

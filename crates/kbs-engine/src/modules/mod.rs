@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::batch::Prefetch;
 use crate::events::{Event, EventSink};
 use crate::render::Renderer;
 use crate::transport::{ExecResult, Remote, Script, TransportError, Upload};
@@ -89,10 +90,16 @@ pub struct ModuleCtx<'a> {
     pub vars: &'a minijinja::Value,
     pub events: &'a dyn EventSink,
     pub timing: &'a Timing,
+    /// Check results fetched ahead in one batch; `None` runs every script for real.
+    pub prefetched: Option<&'a Prefetch>,
 }
 
 impl ModuleCtx<'_> {
     pub(crate) async fn exec(&self, text: impl Into<String>) -> Result<ExecResult, ModuleError> {
+        let text = text.into();
+        if let Some(result) = self.prefetched.and_then(|p| p.get(&text)) {
+            return Ok(result);
+        }
         Ok(self.remote.exec(&Script::root(text)).await?)
     }
 
@@ -227,6 +234,34 @@ pub async fn run(name: &str, args: &serde_json::Value, ctx: &ModuleCtx<'_>) -> R
     }
 }
 
+/// The first (check) script module `name` runs with these rendered args, if it can be known ahead;
+/// the runner batches these. A script that turns out different is simply run for real.
+pub fn check_script(name: &str, args: &serde_json::Value) -> Option<String> {
+    fn with<T: DeserializeOwned>(
+        name: &str,
+        args: &serde_json::Value,
+        f: impl FnOnce(T) -> Option<String>,
+    ) -> Option<String> {
+        parse_args::<T>(name, args).ok().and_then(f)
+    }
+    match name {
+        "kernel_module" => with(name, args, |a| Some(kernel_module::check_script(&a))),
+        "sysctl" => with(name, args, |a| Some(sysctl::check_script(&a))),
+        "file" | "template" => with(name, args, |a| Some(file::check_script(&a))),
+        "swap_off" => Some(swap_off::check_script()),
+        "apt_key" => with(name, args, |a| Some(apt_key::check_script(&a))),
+        "apt_repository" => with(name, args, |a| Some(apt_repository::check_script(&a))),
+        "apt_packages" => with(name, args, |a| Some(apt_packages::check_script(&a))),
+        "apt_hold" => Some(apt_hold::CHECK_SCRIPT.to_string()),
+        "service" => with(name, args, |a: service::Args| {
+            Some(service::check_script(&a.name))
+        }),
+        "command" => with(name, args, |a| command::check_script(&a)),
+        "wait_for" => with(name, args, |a| wait_for::check_script(&a).ok().map(|(s, _)| s)),
+        _ => None,
+    }
+}
+
 /// A unified diff of a file's old and new text.
 pub(crate) fn unified_diff(path: &str, old: &str, new: &str) -> String {
     similar::TextDiff::from_lines(old, new)
@@ -306,6 +341,7 @@ pub(crate) mod test_support {
                 vars: &self.vars,
                 events: &self.events,
                 timing: &self.timing,
+                prefetched: None,
             }
         }
     }

@@ -33,7 +33,7 @@ fn five_minutes() -> u64 {
     300
 }
 
-fn probe_script(args: &Args) -> Result<(String, String), ModuleError> {
+pub fn check_script(args: &Args) -> Result<(String, String), ModuleError> {
     match (&args.port, &args.path, &args.command) {
         (Some(port), None, None) => {
             let h = sh_quote(&args.host);
@@ -55,7 +55,7 @@ fn probe_script(args: &Args) -> Result<(String, String), ModuleError> {
 }
 
 pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError> {
-    let (script, what) = probe_script(&args)?;
+    let (script, what) = check_script(&args)?;
     let probe = || async { Ok(ctx.exec(script.clone()).await?.success().then_some(())) };
     if ctx.check_only {
         return Ok(match probe().await? {
