@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::output::report::OutputFormat;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kbs",
@@ -53,6 +55,10 @@ pub struct GlobalOptions {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// How results are shown: text for people, json for one event per line (the last is the summary).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+
     /// Where the debug log goes (default: a new file under ~/.local/state/kbs/logs).
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -60,8 +66,53 @@ pub struct GlobalOptions {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Converge the hosts to the inventory: prepare them (kernel, swap, containerd, Kubernetes
+    /// packages). Running it again changes nothing.
+    Apply(ApplyArgs),
+    /// Show, host by host, what `apply` would change (with diffs); changes nothing.
+    Plan(PlanArgs),
     /// Run a command on all (or some) hosts of the inventory at once: the book's k8s-all, done safely.
     Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+
+    /// Stop after this phase (see `kbs apply --help` for the phases).
+    #[arg(long, value_name = "PHASE")]
+    pub until: Option<String>,
+
+    /// Also list tasks that are already as they should be.
+    #[arg(long)]
+    pub show_ok: bool,
+
+    /// Use the playbooks in DIR instead of the ones built into kbs.
+    #[arg(long, value_name = "DIR")]
+    pub playbooks: Option<PathBuf>,
+
+    /// Use the templates in DIR instead of the ones built into kbs.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
+    /// Base URL of a pkgs.k8s.io mirror; beats the inventory's `cluster.packageRepository`.
+    #[arg(long, value_name = "URL")]
+    pub package_repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+
+    /// Only check and show what would change (the same as `kbs plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Show the diff of every change (always shown with --dry-run).
+    #[arg(long)]
+    pub diff: bool,
 }
 
 #[derive(Debug, Args)]

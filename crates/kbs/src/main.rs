@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod connect;
 mod failure;
 mod logging;
 mod output;
@@ -15,8 +16,10 @@ use std::sync::Arc;
 use clap::Parser;
 use kbs_ssh::ConnectOptions;
 
-use crate::cli::{Cli, Command, GlobalOptions};
+use crate::cli::{Cli, Command, GlobalOptions, PlanArgs};
+use crate::commands::apply::ApplyRequest;
 use crate::failure::Failure;
+use crate::output::report::Detail;
 use crate::targets::AccessDefaults;
 
 fn main() -> ExitCode {
@@ -55,11 +58,41 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    let forks = cli.global.forks as usize;
     match cli.command {
+        Command::Apply(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            let check_only = args.dry_run;
+            let show_diffs = args.diff || args.dry_run;
+            let request = apply_request(args.plan, check_only, show_diffs, &cli.global);
+            commands::apply::run(request, defaults, forks).await
+        }
+        Command::Plan(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            let request = apply_request(args, true, true, &cli.global);
+            commands::apply::run(request, defaults, forks).await
+        }
         Command::Exec(args) => {
             let defaults = access_defaults(&cli.global)?;
-            commands::exec::run(args, defaults, cli.global.forks as usize).await
+            commands::exec::run(args, defaults, forks).await
         }
+    }
+}
+
+fn apply_request(args: PlanArgs, check_only: bool, show_diffs: bool, global: &GlobalOptions) -> ApplyRequest {
+    ApplyRequest {
+        inventory: args.inventory,
+        until: args.until,
+        check_only,
+        playbooks: args.playbooks,
+        templates: args.templates,
+        package_repository: args.package_repository,
+        output: global.output,
+        detail: Detail {
+            show_ok: args.show_ok || global.verbose > 0,
+            show_diffs,
+            quiet: global.quiet,
+        },
     }
 }
 

@@ -1,5 +1,6 @@
 //! One module per command; each takes its parsed arguments and returns how the run ended.
 
+pub mod apply;
 pub mod exec;
 
 use std::path::Path;

@@ -2,3 +2,4 @@
 
 pub mod hosts;
 pub mod lines;
+pub mod report;
