@@ -154,12 +154,21 @@ impl Library {
             playbooks: BTreeMap::new(),
             templates: templates.into_iter().collect(),
         };
+        // A template that does not parse is reported now, naming its file, not mid-run.
+        let mut env = minijinja::Environment::new();
+        for (name, source) in &lib.templates {
+            env.add_template(name, source)
+                .map_err(|e| LibraryError::Invalid {
+                    file: format!("templates/{name}"),
+                    message: e.to_string(),
+                })?;
+        }
         for (file, text) in playbooks {
             let playbook: Playbook = serde_yaml::from_str(&text).map_err(|e| LibraryError::Invalid {
                 file: file.clone(),
                 message: e.to_string(),
             })?;
-            validate(&playbook).map_err(|message| LibraryError::Invalid {
+            validate(&playbook, &lib.templates).map_err(|message| LibraryError::Invalid {
                 file: file.clone(),
                 message,
             })?;
@@ -188,7 +197,7 @@ impl Library {
     }
 }
 
-fn validate(playbook: &Playbook) -> Result<(), String> {
+fn validate(playbook: &Playbook, templates: &BTreeMap<String, String>) -> Result<(), String> {
     let env = minijinja::Environment::new();
     for (kind, task) in playbook
         .tasks
@@ -207,6 +216,12 @@ fn validate(playbook: &Playbook) -> Result<(), String> {
         if let Some(when) = &task.when {
             env.compile_expression(when)
                 .map_err(|e| format!("{kind} `{}`: `when: {when}` does not compile: {e}", task.name))?;
+        }
+        // A literal `src` must name a template we have; an expression is checked when rendered.
+        if let Some(src) = task.args.get("src").and_then(|v| v.as_str()) {
+            if !src.contains("{{") && !templates.contains_key(src) {
+                return Err(format!("{kind} `{}`: no template `{src}`", task.name));
+            }
         }
         for n in &task.notify {
             if !playbook.handlers.iter().any(|h| &h.name == n) {
@@ -271,6 +286,16 @@ mod tests {
         assert!(e.to_string().contains("does not compile"), "{e}");
         let e = one("name: x\ntasks:\n  - name: a\n    module: command\n    wen: x\n").unwrap_err();
         assert!(e.to_string().contains("unknown field `wen`"), "{e}");
+    }
+
+    #[test]
+    fn rejects_a_missing_template_and_a_broken_one() {
+        let e =
+            one("name: x\ntasks:\n  - name: a\n    module: template\n    args: { src: nope.j2, path: /x }\n")
+                .unwrap_err();
+        assert!(e.to_string().contains("no template `nope.j2`"), "{e}");
+        let e = Library::from_sources([], [("bad.j2".to_string(), "{% if %}".to_string())]).unwrap_err();
+        assert!(e.to_string().starts_with("templates/bad.j2: "), "{e}");
     }
 
     #[test]

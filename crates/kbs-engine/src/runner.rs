@@ -543,6 +543,7 @@ impl Engine {
                     TaskStatus::Ok
                 };
                 h.count(status);
+                tracing::debug!(host = %h.host.name, task = %task.name, ?status, "task done");
                 self.events.emit(result(status, outcome.diff, outcome.message));
                 if status == TaskStatus::Changed && task.refresh_facts && mode == Mode::Apply {
                     if let Err(e) = self.refresh_facts(h).await {
@@ -563,6 +564,7 @@ impl Engine {
         e: ModuleError,
         mut event: Event,
     ) -> Option<TaskStatus> {
+        tracing::debug!(host = %h.host.name, task = %task.name, error = %e.message, "task failed");
         if let Event::TaskResult { message, .. } = &mut event {
             *message = Some(e.message.clone());
         }
