@@ -7,8 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kbs_engine::{Engine, Event, EventSink, HostSummary, Library, Mode};
-use tokio::sync::mpsc::UnboundedSender;
+use kbs_engine::{Engine, EventSink, Library, Mode};
 
 use crate::commands::load_inventory;
 use crate::connect::connect_hosts;
@@ -58,25 +57,14 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
         kbs_cluster::vars(&inventory, &options).map_err(|error| Failure::BadInput(error.to_string()))?;
 
     let (sender, reporter) = report::start(request.output, request.detail);
-    let connected = connect_hosts(&inventory, &inventory.hosts, &defaults, forks).await;
-    for unreachable in &connected.unreachable {
-        sender.emit(Event::HostFailed {
-            host: unreachable.host.clone(),
-            step: "connect".to_string(),
-            message: unreachable.reason.clone(),
-            hint: None,
-        });
-    }
+    let hosts = connect_hosts(&inventory, &inventory.hosts, &defaults, forks).await;
     let mode = if request.check_only {
         Mode::Check
     } else {
         Mode::Apply
     };
-    let sink: Arc<dyn EventSink> = Arc::new(CountUnreachable {
-        inner: sender.clone(),
-        unreachable: connected.unreachable.iter().map(|u| u.host.clone()).collect(),
-    });
-    let engine = Engine::new(library, connected.hosts, vars, sink).window(forks);
+    let sink: Arc<dyn EventSink> = Arc::new(sender.clone());
+    let engine = Engine::new(library, hosts, vars, sink).window(forks);
     let outcome = engine.run(&phases, mode, request.until.as_deref()).await;
     drop(engine);
     drop(sender);
@@ -88,12 +76,6 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
         .iter()
         .map(|failure| failure.host.clone())
         .collect();
-    failed.extend(
-        connected
-            .unreachable
-            .iter()
-            .map(|unreachable| unreachable.host.clone()),
-    );
     if failed.is_empty() {
         Ok(())
     } else {
@@ -104,30 +86,5 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
             if failed.len() == 1 { "" } else { "s" },
             failed.join(", ")
         )))
-    }
-}
-
-/// Passes events on, adding the hosts kbs could not reach to the closing summary as failed: the
-/// engine never saw them, but the summary must account for every host of the inventory.
-struct CountUnreachable {
-    inner: UnboundedSender<Event>,
-    unreachable: Vec<String>,
-}
-
-impl EventSink for CountUnreachable {
-    fn emit(&self, event: Event) {
-        let event = match event {
-            Event::Summary { mut hosts } => {
-                for host in &self.unreachable {
-                    hosts.entry(host.clone()).or_insert(HostSummary {
-                        failed: 1,
-                        ..HostSummary::default()
-                    });
-                }
-                Event::Summary { hosts }
-            }
-            other => other,
-        };
-        self.inner.emit(event);
     }
 }
