@@ -429,3 +429,56 @@ tasks:
     assert_eq!(report.hosts["cp1"].round_trips, 2);
     assert_eq!(report.hosts["cp1"].changed, 1);
 }
+
+#[tokio::test]
+async fn event_stream_is_ndjson_in_run_order() {
+    let yaml = "name: play\ntasks:\n  - name: t\n    module: command\n    args: { cmd: x, creates: /x }\n";
+    let events = Arc::new(Collector::default());
+    let host = hosts().remove(0);
+    let t: Arc<dyn Transport> = Arc::new(kbs_engine::Unreachable(kbs_engine::TransportError {
+        message: "cp1: connection refused".into(),
+        hint: Some("is sshd running?".into()),
+    }));
+    let mut hs = vec![(host, t)];
+    let ok_host = hosts().remove(2);
+    hs.push((ok_host, Arc::new(command_host()) as Arc<dyn Transport>));
+    let engine = Engine::new(library(yaml), hs, Vars::default(), events.clone());
+    engine
+        .run(&[Phase::new("p", "play")], Mode::Check, None)
+        .await
+        .unwrap();
+    let kinds: Vec<String> = events
+        .events()
+        .iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+            format!(
+                "{}:{}",
+                v["event"].as_str().unwrap(),
+                v["host"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "phase_started:-",
+            "host_failed:cp1",
+            "phase_finished:-",
+            "phase_started:-",
+            "task_started:w1",
+            "task_result:w1",
+            "phase_finished:-",
+            "summary:-"
+        ]
+    );
+    let failed = events
+        .events()
+        .into_iter()
+        .find(|e| matches!(e, Event::HostFailed { .. }))
+        .unwrap();
+    assert_eq!(
+        failed.to_json(),
+        r#"{"event":"host_failed","host":"cp1","step":"gather facts","message":"cp1: connection refused","hint":"is sshd running?"}"#
+    );
+}
