@@ -61,7 +61,12 @@ impl Setup {
 }
 
 fn kbs(args: &[&str], stdin: Option<&str>) -> Output {
+    kbs_with_env(args, stdin, &[])
+}
+
+fn kbs_with_env(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kbs"));
+    command.envs(env.iter().copied());
     // Tests must not depend on the developer's own ~/.ssh.
     command
         .args(["--no-ssh-config"])
@@ -321,4 +326,57 @@ fn the_sudo_password_reaches_sudo_and_never_any_output_or_log() {
         "{stderr}"
     );
     assert!(!stderr.contains("not-the-password"), "{stderr}");
+}
+
+#[test]
+fn an_encrypted_key_is_unlocked_with_kbs_key_passphrase_which_never_reaches_output_or_log() {
+    let passphrase = "kbs-key-Phrase-51e9";
+    let dir = TempDir::new().unwrap();
+    let key = ClientKey::generate(dir.path(), KeyType::Ed25519, Some(passphrase));
+    let fleet = SshdFleet::start_distinct(2, &SshdOptions::new().authorize(&key));
+    let known_hosts = dir.path().join("known_hosts");
+    fleet.write_known_hosts(&known_hosts, false);
+    let setup = Setup {
+        dir,
+        key,
+        fleet,
+        known_hosts,
+    };
+    let inventory = setup.inventory("root", "");
+    let log = setup.log_file();
+    let out = kbs_with_env(
+        &[
+            "-vvv",
+            "--log-file",
+            arg(&log),
+            "exec",
+            arg(&inventory),
+            "--",
+            "echo unlocked",
+        ],
+        None,
+        &[("KBS_KEY_PASSPHRASE", passphrase)],
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("host01 | unlocked") && stdout.contains("host02 | unlocked"),
+        "{stdout}"
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    for (what, haystack) in [("stdout", &stdout), ("stderr", &stderr), ("log", &log_text)] {
+        assert!(
+            !haystack.contains(passphrase),
+            "the key passphrase leaked into {what}"
+        );
+    }
+
+    let without = kbs(&["exec", arg(&inventory), "--", "true"], None);
+    let stderr = text(&without.stderr);
+    assert_eq!(without.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("KBS_KEY_PASSPHRASE"),
+        "the error must say how to unlock the key: {stderr}"
+    );
 }
