@@ -32,6 +32,37 @@
 //! # });
 //! ```
 
+//! Wiring it into the CLI (events to a reporter task over a channel, NDJSON with
+//! [`Event::to_json`]; `Summary` is always the last event of [`Engine::run`]):
+//!
+//! ```no_run
+//! # async fn demo(inventory: kbs_inventory::Inventory, conns: Vec<(kbs_ssh::Connection, kbs_ssh::Privilege)>,
+//! #               vars: kbs_engine::Vars) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use kbs_engine::{Engine, Event, Library, Mode, Phase, SshTransport, Transport};
+//!
+//! let library = Library::load(None, None)?; // or Some(dir) from --playbooks
+//! let hosts: Vec<(kbs_inventory::Host, Arc<dyn Transport>)> = inventory
+//!     .hosts
+//!     .iter()
+//!     .cloned()
+//!     .zip(conns)
+//!     .map(|(h, (conn, privilege))| (h, Arc::new(SshTransport::new(Arc::new(conn), privilege)) as Arc<dyn Transport>))
+//!     .collect();
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+//! let reporter = tokio::spawn(async move {
+//!     while let Some(event) = rx.recv().await {
+//!         println!("{}", event.to_json());
+//!         if matches!(event, Event::Summary { .. }) { break; }
+//!     }
+//! });
+//! let engine = Engine::new(library, hosts, vars, Arc::new(tx)).window(64);
+//! let report = engine.run(&[Phase::new("prepare", "prepare")], Mode::Check, Some("prepare")).await?;
+//! reporter.await?;
+//! std::process::exit(if report.success() { 0 } else { 1 });
+//! # }
+//! ```
+
 pub mod batch;
 pub mod events;
 pub mod facts;
