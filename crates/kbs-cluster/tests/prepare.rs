@@ -34,13 +34,29 @@ struct Host {
     restarts: Vec<String>,
 }
 
-fn offered(h: &Host) -> Vec<(&'static str, &'static str)> {
-    let mut v = vec![("containerd", "2.1.4-1"), ("containerd", "1.7.28-1")];
-    if h.lists_updated_with_k8s {
+/// What `apt-cache madison` lists: containerd from the OS, and once the Kubernetes repository is
+/// configured and updated, two patches of its minor plus one of the next minor (a sloppy mirror),
+/// which kbs must not pick.
+fn offered(h: &Host) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("containerd", "2.1.4-1".to_string()),
+        ("containerd", "1.7.28-1".to_string()),
+    ];
+    let minor = h
+        .files
+        .get("/etc/apt/sources.list.d/kubernetes.list")
+        .and_then(|f| {
+            f.content
+                .split("/v1.")
+                .nth(1)
+                .map(|r| r.chars().take(2).collect::<String>())
+        })
+        .and_then(|m| m.parse::<u32>().ok());
+    if let (true, Some(m)) = (h.lists_updated_with_k8s, minor) {
         for p in ["kubelet", "kubeadm", "kubectl"] {
-            v.push((p, "1.36.3-1.1"));
-            v.push((p, "1.36.4-1.1"));
-            v.push((p, "1.37.0-1.1"));
+            v.push((p, format!("1.{m}.3-1.1")));
+            v.push((p, format!("1.{m}.4-1.1")));
+            v.push((p, format!("1.{}.0-1.1", m + 1)));
         }
     }
     v
@@ -283,8 +299,12 @@ fn sim(state: Arc<Mutex<Host>>) -> FakeTransport {
 }
 
 fn inventory() -> Inventory {
-    let yaml = "cluster:\n  podSubnet: 172.31.0.0/16\n  kubernetesVersion: \"1.36\"\nhosts:\n  - name: host01\n    address: 192.168.61.11\n    roles: [control-plane, worker]\n";
-    Inventory::from_str(yaml, std::path::Path::new("inventory.yaml"))
+    inventory_for("1.36")
+}
+
+fn inventory_for(version: &str) -> Inventory {
+    let yaml = format!("cluster:\n  podSubnet: 172.31.0.0/16\n  kubernetesVersion: \"{version}\"\nhosts:\n  - name: host01\n    address: 192.168.61.11\n    roles: [control-plane, worker]\n");
+    Inventory::from_str(&yaml, std::path::Path::new("inventory.yaml"))
         .unwrap()
         .inventory
 }
@@ -296,8 +316,15 @@ async fn run(state: &Arc<Mutex<Host>>, mode: Mode) -> (RunReport, Vec<Event>) {
 
 /// Also returns every script the host was sent.
 async fn run_recorded(state: &Arc<Mutex<Host>>, mode: Mode) -> (RunReport, Vec<Event>, Vec<String>) {
-    let inv = inventory();
-    let vars = kbs_cluster::vars(&inv, &kbs_cluster::Options::default()).unwrap();
+    run_for(&inventory(), state, mode).await
+}
+
+async fn run_for(
+    inv: &Inventory,
+    state: &Arc<Mutex<Host>>,
+    mode: Mode,
+) -> (RunReport, Vec<Event>, Vec<String>) {
+    let vars = kbs_cluster::vars(inv, &kbs_cluster::Options::default()).unwrap();
     let events = Arc::new(Collector::default());
     let fake = Arc::new(sim(state.clone()));
     let t: Arc<dyn Transport> = fake.clone();
@@ -409,4 +436,39 @@ async fn every_script_is_valid_posix_sh() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The installed containerd major picks the config format; 1.36 does not accept containerd 1.x.
+#[tokio::test]
+async fn containerd_1_keeps_config_v2_on_1_35_and_is_upgraded_for_1_36() {
+    let with_containerd_1 = || {
+        let mut h = fresh();
+        h.installed.insert("containerd".into(), "1.7.28-1".into());
+        h.services.insert("containerd".into(), (true, true));
+        Arc::new(Mutex::new(h))
+    };
+
+    let state = with_containerd_1();
+    let (report, _, _) = run_for(&inventory_for("1.35"), &state, Mode::Apply).await;
+    assert!(report.success(), "{:?}", report.failures);
+    let h = state.lock().unwrap().clone();
+    assert_eq!(
+        h.installed["containerd"], "1.7.28-1",
+        "1.35 keeps a working containerd 1.x"
+    );
+    assert!(h.files["/etc/containerd/config.toml"]
+        .content
+        .contains("version = 2\n"));
+    assert!(h.files["/etc/containerd/config.toml"]
+        .content
+        .contains("sandbox_image = \"registry.k8s.io/pause:3.10.1\""));
+
+    let state = with_containerd_1();
+    let (report, _, _) = run_for(&inventory_for("1.36"), &state, Mode::Apply).await;
+    assert!(report.success(), "{:?}", report.failures);
+    let h = state.lock().unwrap().clone();
+    assert_eq!(h.installed["containerd"], "2.1.4-1");
+    assert!(h.files["/etc/containerd/config.toml"]
+        .content
+        .contains("version = 3\n"));
 }
