@@ -69,10 +69,19 @@ pub enum Command {
     /// Converge the hosts to the inventory: prepare them (kernel, swap, containerd, Kubernetes
     /// packages). Running it again changes nothing.
     Apply(ApplyArgs),
+    /// Can kbs reach and use every host, and is every host fit (OS, CPU and memory, free ports,
+    /// unique identity, clock)? Changes nothing; exits 1 on a problem that would stop `apply`.
+    Check(CheckArgs),
     /// Show, host by host, what `apply` would change (with diffs); changes nothing.
     Plan(PlanArgs),
     /// Run a command on all (or some) hosts of the inventory at once: the book's k8s-all, done safely.
     Exec(ExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
 }
 
 #[derive(Debug, Args)]

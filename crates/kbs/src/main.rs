@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod connect;
 mod failure;
+mod fitness;
 mod logging;
 mod output;
 mod prompt;
@@ -66,6 +67,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let show_diffs = args.diff || args.dry_run;
             let request = apply_request(args.plan, check_only, show_diffs, &cli.global);
             commands::apply::run(request, defaults, forks).await
+        }
+        Command::Check(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            commands::check::run(&args.inventory, defaults, forks).await
         }
         Command::Plan(args) => {
             let defaults = access_defaults(&cli.global)?;

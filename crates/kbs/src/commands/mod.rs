@@ -1,6 +1,7 @@
 //! One module per command; each takes its parsed arguments and returns how the run ended.
 
 pub mod apply;
+pub mod check;
 pub mod exec;
 
 use std::path::Path;
