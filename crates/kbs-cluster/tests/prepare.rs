@@ -32,6 +32,8 @@ struct Host {
     key: bool,
     lists_updated_with_k8s: bool,
     restarts: Vec<String>,
+    /// Owner line of /run/kbs.lock.
+    lock: Option<String>,
 }
 
 /// What `apt-cache madison` lists: containerd from the OS, and once the Kubernetes repository is
@@ -202,8 +204,21 @@ fn install(h: &mut Host, target: &str) {
 }
 
 fn answer(h: &mut Host, script: &str) -> ExecResult {
+    if script.starts_with("if [ \"$(cat /run/kbs.lock/owner") {
+        h.lock = None;
+        return ok_with("");
+    }
     if script.contains("echo \"os_id=") {
         let mut out = String::from("os_id=ubuntu\ncpus=2\n");
+        if script.contains("mkdir /run/kbs.lock") {
+            match &h.lock {
+                None => {
+                    h.lock = Some("this run".into());
+                    out.push_str("lock=acquired\n");
+                }
+                Some(owner) => out.push_str(&format!("lock=held {owner}\n")),
+            }
+        }
         if let Some(v) = h.installed.get("containerd") {
             out.push_str(&format!(
                 "pkg=ii |containerd|{v}\ncontainerd_version=v{}\n",
@@ -412,8 +427,9 @@ async fn apply_converges_and_a_second_apply_changes_nothing() {
         "second apply must change nothing"
     );
     assert_eq!(state.lock().unwrap().restarts.len(), 1);
-    // A converged host: facts, then every check in one batch. Nothing else.
-    assert_eq!(again.hosts["host01"].round_trips, 2);
+    // A converged host: facts (taking the run lock), every check in one batch, the lock released.
+    assert_eq!(again.hosts["host01"].round_trips, 3);
+    assert_eq!(state.lock().unwrap().lock, None, "the run lock is released");
 }
 
 /// Every script the prepare phase sends parses as POSIX sh. `sh -n` only parses: nothing runs here.

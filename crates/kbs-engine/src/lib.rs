@@ -66,6 +66,7 @@
 pub mod batch;
 pub mod events;
 pub mod facts;
+pub mod lock;
 pub mod modules;
 pub mod playbook;
 pub mod render;

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::batch::{self, Prefetch};
 use crate::events::{Event, EventSink, HostSummary, TaskStatus};
 use crate::facts::{self, Facts};
+use crate::lock::{self, LockState, RunLock};
 use crate::modules::{self, ModuleCtx, ModuleError, Timing};
 use crate::playbook::{HostSet, Library, Playbook, Strategy, Task};
 use crate::render::Renderer;
@@ -122,6 +123,8 @@ struct HostState {
     facts: Mutex<Option<Facts>>,
     failure: Mutex<Option<HostFailure>>,
     counts: Mutex<HostSummary>,
+    /// This run holds the host's lock.
+    locked: std::sync::atomic::AtomicBool,
 }
 
 impl HostState {
@@ -150,6 +153,7 @@ pub struct Engine {
     events: Arc<dyn EventSink>,
     window: usize,
     timing: Timing,
+    host_lock: bool,
 }
 
 impl Engine {
@@ -172,12 +176,20 @@ impl Engine {
                     facts: Mutex::new(None),
                     failure: Mutex::new(None),
                     counts: Mutex::new(HostSummary::default()),
+                    locked: std::sync::atomic::AtomicBool::new(false),
                 })
                 .collect(),
             events,
             window: 64,
             timing: Timing::default(),
+            host_lock: true,
         }
+    }
+
+    /// Whether [`Mode::Apply`] runs take each host's lock (default true; see [`crate::lock`]).
+    pub fn host_lock(mut self, enabled: bool) -> Self {
+        self.host_lock = enabled;
+        self
     }
 
     /// At most this many hosts work at once in parallel phases (default 64).
@@ -222,6 +234,11 @@ impl Engine {
 
     /// Gathers facts on every host that has none yet and has not failed (one round trip each).
     pub async fn gather_facts(&self) -> BTreeMap<String, Result<Facts, HostFailure>> {
+        self.gather(None).await
+    }
+
+    /// Facts for hosts that have none, taking `lock` in the same script when given.
+    async fn gather(&self, lock: Option<&RunLock>) -> BTreeMap<String, Result<Facts, HostFailure>> {
         let todo: Vec<&HostState> = self
             .hosts
             .iter()
@@ -235,9 +252,16 @@ impl Engine {
                 check_only: true,
             });
             strategy::run(todo, Strategy::Parallel, self.window, |h| async move {
-                if let Err(e) = self.refresh_facts(h).await {
-                    self.fail(h, "gather facts", e);
-                    h.count(TaskStatus::Failed);
+                match self.refresh_facts(h, lock).await {
+                    Err(e) => {
+                        self.fail(h, "gather facts", e);
+                        h.count(TaskStatus::Failed);
+                    }
+                    Ok(state) => {
+                        if let (Some(lock), Some(state)) = (lock, state) {
+                            self.settle_lock(h, lock, state).await;
+                        }
+                    }
                 }
             })
             .await;
@@ -268,8 +292,17 @@ impl Engine {
             .collect()
     }
 
-    async fn refresh_facts(&self, h: &HostState) -> Result<(), ModuleError> {
-        let out = h.remote.exec(&Script::root(facts::script())).await?;
+    /// Gathers facts again; with `lock`, also tries to take the host's lock and says how it went.
+    async fn refresh_facts(
+        &self,
+        h: &HostState,
+        lock: Option<&RunLock>,
+    ) -> Result<Option<LockState>, ModuleError> {
+        let mut script = facts::script();
+        if let Some(lock) = lock {
+            script.push_str(&lock.acquire_snippet());
+        }
+        let out = h.remote.exec(&Script::root(script)).await?;
         if !out.success() {
             return Err(ModuleError::new(format!(
                 "the facts script failed: {}",
@@ -280,7 +313,69 @@ impl Engine {
         if let Ok(mut slot) = h.facts.lock() {
             *slot = Some(f);
         }
-        Ok(())
+        Ok(lock.and_then(|_| RunLock::parse(&out.stdout)))
+    }
+
+    /// Takes the lock on hosts whose facts were gathered before the run (no lock yet).
+    async fn lock_hosts(&self, lock: &RunLock) {
+        let todo: Vec<&HostState> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.failed() && !h.locked.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        strategy::run(todo, Strategy::Parallel, self.window, |h| async move {
+            match h.remote.exec(&Script::root(lock.acquire_snippet())).await {
+                Ok(out) => match RunLock::parse(&out.stdout) {
+                    Some(state) => self.settle_lock(h, lock, state).await,
+                    None => self.fail(
+                        h,
+                        "lock",
+                        ModuleError::new(format!("taking {} failed: {}", lock::LOCK_DIR, out.tail())),
+                    ),
+                },
+                Err(e) => self.fail(h, "lock", e.into()),
+            }
+        })
+        .await;
+    }
+
+    /// Acts on what taking the lock found: ours, stale (taken over) or someone else's (host fails).
+    async fn settle_lock(&self, h: &HostState, lock: &RunLock, state: LockState) {
+        let state = match state {
+            LockState::Held(owner) if lock.is_stale(&owner) => {
+                match h.remote.exec(&Script::root(lock.takeover_script())).await {
+                    Ok(out) => RunLock::parse(&out.stdout).unwrap_or(LockState::Held(owner)),
+                    Err(e) => return self.fail(h, "lock", e.into()),
+                }
+            }
+            other => other,
+        };
+        match state {
+            LockState::Acquired => h.locked.store(true, std::sync::atomic::Ordering::Relaxed),
+            LockState::Held(owner) => self.fail(
+                h,
+                "lock",
+                ModuleError::new(format!("another kbs run is working on this host ({owner})")).hint(format!(
+                    "wait for that run to finish; if none is running, remove {} on the host and re-run kbs",
+                    lock::LOCK_DIR
+                )),
+            ),
+        }
+    }
+
+    /// Releases this run's locks (best effort: a host that went away keeps a lock only until reboot).
+    async fn unlock_hosts(&self, lock: &RunLock) {
+        let held: Vec<&HostState> = self
+            .hosts
+            .iter()
+            .filter(|h| h.locked.load(std::sync::atomic::Ordering::Relaxed))
+            .collect();
+        strategy::run(held, Strategy::Parallel, self.window, |h| async move {
+            if h.remote.exec(&Script::root(lock.release_script())).await.is_ok() {
+                h.locked.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+        .await;
     }
 
     fn fail(&self, h: &HostState, step: &str, e: ModuleError) {
@@ -336,9 +431,16 @@ impl Engine {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        self.gather_facts().await;
+        let lock = (mode == Mode::Apply && self.host_lock).then(RunLock::new);
+        self.gather(lock.as_ref()).await;
+        if let Some(lock) = &lock {
+            self.lock_hosts(lock).await;
+        }
         for (phase, playbook) in phases.iter().zip(playbooks) {
             self.run_phase(phase, playbook, mode).await;
+        }
+        if let Some(lock) = &lock {
+            self.unlock_hosts(lock).await;
         }
         let report = RunReport {
             hosts: self.summary(),
@@ -546,7 +648,7 @@ impl Engine {
                 tracing::debug!(host = %h.host.name, task = %task.name, ?status, "task done");
                 self.events.emit(result(status, outcome.diff, outcome.message));
                 if status == TaskStatus::Changed && task.refresh_facts && mode == Mode::Apply {
-                    if let Err(e) = self.refresh_facts(h).await {
+                    if let Err(e) = self.refresh_facts(h, None).await {
                         self.fail(h, &format!("{} (gathering facts again)", task.name), e);
                         return None;
                     }

@@ -73,7 +73,8 @@ fn engine_with(yaml: &str, make: impl Fn(&Host) -> FakeTransport) -> Run {
             (h, t)
         })
         .collect();
-    let engine = Engine::new(library(yaml), hs, Vars::default(), events.clone());
+    // The run lock has tests of its own below; here it would only add round trips.
+    let engine = Engine::new(library(yaml), hs, Vars::default(), events.clone()).host_lock(false);
     Run {
         engine,
         events,
@@ -350,7 +351,7 @@ async fn unreachable_host_fails_at_facts_and_others_go_on() {
             (h, t)
         })
         .collect();
-    let engine = Engine::new(library(ECHO), hs, Vars::default(), events.clone());
+    let engine = Engine::new(library(ECHO), hs, Vars::default(), events.clone()).host_lock(false);
     let report = engine
         .run(&[Phase::new("p", "play")], Mode::Apply, None)
         .await
@@ -480,5 +481,111 @@ async fn event_stream_is_ndjson_in_run_order() {
     assert_eq!(
         failed.to_json(),
         r#"{"event":"host_failed","host":"cp1","step":"gather facts","message":"cp1: connection refused","hint":"is sshd running?"}"#
+    );
+}
+
+/// A host answering like a real one to the lock scripts: `mkdir` succeeds once.
+fn lockable_host(held_by: Option<&str>) -> FakeTransport {
+    let owner = Arc::new(Mutex::new(held_by.map(str::to_string)));
+    FakeTransport::new(move |s| {
+        let mut owner = owner.lock().unwrap();
+        if s.text.starts_with("if [ \"$(cat /run/kbs.lock/owner") {
+            *owner = None;
+            return ok_with("");
+        }
+        if s.text.starts_with("rm -rf /run/kbs.lock") {
+            *owner = None;
+        }
+        if s.text.contains("mkdir /run/kbs.lock") {
+            let out = match owner.as_ref() {
+                None => {
+                    *owner = Some("me".into());
+                    "lock=acquired\n".to_string()
+                }
+                Some(o) => format!("lock=held {o}\n"),
+            };
+            return ok_with(&out);
+        }
+        ok_with("")
+    })
+}
+
+#[tokio::test]
+async fn apply_takes_each_hosts_lock_with_the_facts_and_releases_it() {
+    let events = Arc::new(Collector::default());
+    let fakes: Vec<Arc<FakeTransport>> = vec![
+        Arc::new(lockable_host(None)),
+        Arc::new(lockable_host(Some("kbs pid=1 machine=ci-runner-7 since=1 run=0"))),
+    ];
+    let hs: Vec<(Host, Arc<dyn Transport>)> = hosts()
+        .into_iter()
+        .take(2)
+        .zip(fakes.iter().cloned())
+        .map(|(h, f)| (h, f as Arc<dyn Transport>))
+        .collect();
+    let engine = Engine::new(library(ECHO), hs, Vars::default(), events.clone());
+    let report = engine
+        .run(&[Phase::new("p", "play")], Mode::Apply, None)
+        .await
+        .unwrap();
+
+    // cp1: the facts script took the lock, the task ran, the lock was released.
+    let cp1 = fakes[0].scripts();
+    assert!(
+        cp1[0].contains("mkdir /run/kbs.lock"),
+        "taken in the facts round trip"
+    );
+    assert_eq!(cp1[1], "echo cp1");
+    assert!(cp1[2].starts_with("if [ \"$(cat /run/kbs.lock/owner"));
+    assert_eq!(report.hosts["cp1"].round_trips, 3);
+
+    // cp2: someone else's lock stops cp2 alone, names the holder and never runs a task.
+    let f = &report.failures[0];
+    assert_eq!((f.host.as_str(), f.step.as_str()), ("cp2", "lock"));
+    assert!(f.message.contains("machine=ci-runner-7"), "{}", f.message);
+    assert!(f.hint.as_deref().unwrap().contains("remove /run/kbs.lock"));
+    assert!(!fakes[1].scripts().iter().any(|s| s == "echo cp2"));
+    assert!(
+        !fakes[1].scripts().iter().any(|s| s.contains("rm -rf")),
+        "never removes another run's lock"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_left_by_a_dead_kbs_on_this_machine_is_taken_over_and_check_mode_takes_none() {
+    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let stale = format!("kbs pid=2147483000 machine={machine} since=1 run=0");
+    let fake = Arc::new(lockable_host(Some(&stale)));
+    let host = hosts().remove(0);
+    let engine = Engine::new(
+        library(ECHO),
+        vec![(host.clone(), fake.clone() as Arc<dyn Transport>)],
+        Vars::default(),
+        Arc::new(Collector::default()),
+    );
+    let report = engine
+        .run(&[Phase::new("p", "play")], Mode::Apply, None)
+        .await
+        .unwrap();
+    assert!(report.success(), "{:?}", report.failures);
+    assert!(fake.scripts()[1].starts_with("rm -rf /run/kbs.lock"));
+
+    let fake = Arc::new(lockable_host(None));
+    let engine = Engine::new(
+        library(ECHO),
+        vec![(host, fake.clone() as Arc<dyn Transport>)],
+        Vars::default(),
+        Arc::new(Collector::default()),
+    );
+    engine
+        .run(&[Phase::new("p", "play")], Mode::Check, None)
+        .await
+        .unwrap();
+    assert!(
+        fake.scripts().iter().all(|s| !s.contains("/run/kbs.lock")),
+        "plan takes no lock"
     );
 }
