@@ -85,12 +85,18 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
         return Ok(Outcome::ok());
     }
     if !ctx.check_only {
+        // Loading and making sure the directory exists share one round trip; the file follows.
+        let mut steps: Vec<String> = missing
+            .iter()
+            .map(|m| format!("modprobe {}", sh_quote(m)))
+            .collect();
         if file_differs {
-            ctx.exec_ok(
-                "creating the modules-load.d directory",
-                format!("mkdir -p {}", sh_quote(parent(&args.file))),
-            )
-            .await?;
+            steps.push(format!("mkdir -p {}", sh_quote(parent(&args.file))));
+        }
+        ctx.exec_ok("loading kernel modules", steps.join(" && ")).await.map_err(|e| {
+            e.hint("the kernel may lack the module (a container or a minimal kernel?); check `modprobe` on the host")
+        })?;
+        if file_differs {
             ctx.upload(Upload {
                 path: args.file.clone(),
                 contents: wanted.into_bytes(),
@@ -98,15 +104,6 @@ pub async fn run(args: Args, ctx: &ModuleCtx<'_>) -> Result<Outcome, ModuleError
                 owner: Some(("root".into(), "root".into())),
             })
             .await?;
-        }
-        if !missing.is_empty() {
-            let cmd: String = missing
-                .iter()
-                .map(|m| format!("modprobe {} && ", sh_quote(m)))
-                .collect();
-            ctx.exec_ok("loading kernel modules", format!("{cmd}true")).await.map_err(|e| {
-                e.hint("the kernel may lack the module (a container or a minimal kernel?); check `modprobe` on the host")
-            })?;
         }
     }
     Ok(Outcome::changed(changes.join("\n")))
@@ -163,6 +160,7 @@ mod tests {
             .any(|s| s.contains("modprobe br_netfilter") && !s.contains("modprobe overlay")));
         let up = h.fake.uploads();
         assert_eq!(up[0].path, "/etc/modules-load.d/kubernetes.conf");
+        assert_eq!(h.remote.round_trips(), 3, "check, load + mkdir, upload");
         assert_eq!(String::from_utf8_lossy(&up[0].contents), CONF);
     }
 
