@@ -26,6 +26,7 @@ pub mod certs_upload;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod containerd;
 pub mod discovery;
 pub mod gofmt;
 pub mod manifests;

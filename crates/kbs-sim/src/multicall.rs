@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The tools this binary can be.
-pub const TOOLS: [&str; 2] = ["kubeadm", "kubelet"];
+pub const TOOLS: [&str; 4] = ["kubeadm", "kubelet", "containerd", "crictl"];
 
 /// Runs the tool `args` name; returns the exit status.
 pub fn main(mut args: Vec<String>) -> i32 {
@@ -29,6 +29,8 @@ pub fn main(mut args: Vec<String>) -> i32 {
     };
     match tool.as_str() {
         "kubeadm" => crate::cli::main_with(args),
+        "containerd" => crate::containerd::main(&args),
+        "crictl" => crate::containerd::crictl(&args),
         _ => kubelet(&args),
     }
 }
