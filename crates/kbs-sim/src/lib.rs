@@ -22,6 +22,7 @@
 //! assert!(BootstrapToken::parse("ABCDEF.0123456789abcdef").is_err());
 //! ```
 
+pub mod apiserver;
 pub mod certs_upload;
 pub mod cli;
 pub mod clock;
@@ -29,10 +30,13 @@ pub mod config;
 pub mod containerd;
 pub mod discovery;
 pub mod gofmt;
+pub mod http;
+pub mod kubeclient;
 pub mod manifests;
 pub mod multicall;
 pub mod pki;
 pub mod preflight;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod version;

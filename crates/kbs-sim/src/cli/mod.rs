@@ -4,7 +4,7 @@
 //! stack-trace hint on stderr, exit status 1. Phase failures read
 //! `error execution phase <phase>: <msg>` (cmd/phases/workflow/runner.go).
 
-mod config_cmd;
+pub(crate) mod config_cmd;
 mod context;
 mod init_cmd;
 mod join_cmd;
@@ -13,6 +13,7 @@ mod version_cmd;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use config_cmd::io_text;
 pub use context::Context;
 
 /// kubeadm: easily bootstrap a secure Kubernetes cluster (simulated by kbs-sim).

@@ -268,6 +268,69 @@ impl CertAuthority {
     }
 }
 
+impl CertAuthority {
+    /// Signs a PKCS#10 request the way kube-controller-manager's csrsigning controller does:
+    /// subject and SANs from the request, usages from the signer, 1 year (the default
+    /// `--cluster-signing-duration`). Returns the certificate PEM.
+    pub fn sign_csr(&self, csr_pem: &str, usage: Usage, now: SystemTime) -> Result<String, PkiError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| gen_err("certificate from CSR", e))?;
+        let p = &mut csr.params;
+        p.is_ca = IsCa::NoCa;
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = match usage {
+            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Usage::ServerAndClient => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        };
+        p.use_authority_key_identifier_extension = true;
+        p.not_before = to_offset(now - BACKDATE);
+        p.not_after = to_offset(now + CERT_VALIDITY);
+        p.serial_number = Some(random_serial()?);
+        let issuer = match &self.params {
+            Some(ip) => Issuer::from_params(ip, &self.key),
+            None => {
+                Issuer::from_ca_cert_pem(&self.cert_pem, &self.key).map_err(|e| gen_err("CA issuer", e))?
+            }
+        };
+        let cert = csr
+            .signed_by(&issuer)
+            .map_err(|e| gen_err("certificate from CSR", e))?;
+        Ok(cert.pem())
+    }
+}
+
+/// A PKCS#10 request for `spec` with a fresh key: (CSR PEM, key PEM). The kubelet's
+/// client and serving CSRs are made with this.
+pub fn make_csr(spec: &LeafSpec, algo: KeyAlgo) -> Result<(String, String), PkiError> {
+    let key = algo.generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    for o in &spec.organizations {
+        dn.push(DnType::OrganizationName, o.as_str());
+    }
+    dn.push(DnType::CommonName, spec.common_name.as_str());
+    params.distinguished_name = dn;
+    for d in &spec.dns_names {
+        let name = d
+            .clone()
+            .try_into()
+            .map_err(|e: rcgen::Error| gen_err("CSR", e))?;
+        params.subject_alt_names.push(SanType::DnsName(name));
+    }
+    for ip in &spec.ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    let csr = params.serialize_request(&key).map_err(|e| gen_err("CSR", e))?;
+    Ok((csr.pem().map_err(|e| gen_err("CSR", e))?, key.serialize_pem()))
+}
+
 /// Writes `data` to `path` with `mode`, creating parent directories.
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
     let werr = |e: std::io::Error| PkiError::Write {

@@ -220,6 +220,12 @@ impl Store {
         self.objects.remove(key).ok_or_else(|| not_found(key))
     }
 
+    /// Deletes every object in `namespace` (the namespace controller's end result).
+    pub fn delete_namespace_contents(&mut self, namespace: &str) {
+        self.objects.retain(|k, _| k.namespace != namespace);
+        self.revision += 1;
+    }
+
     /// The token cleaner (kube-controller-manager `tokencleaner`) then the garbage
     /// collector for owner references: expired bootstrap-token Secrets go, and so does
     /// everything they own (the `kubeadm-certs` Secret). Returns the deleted keys.
