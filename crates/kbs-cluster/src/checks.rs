@@ -2,10 +2,13 @@
 //! Errors are what kubeadm or the kubelet would refuse later (too few CPUs on a control plane,
 //! cgroup v1, duplicate product_uuid or MAC); warnings are what `apply` fixes or works around
 //! (swap on, a held dpkg lock, an old containerd).
+//!
+//! Besides the facts, the rules see which TCP ports each host listens on: a port Kubernetes needs
+//! that is already taken fails kubeadm's preflight (`Port-6443`, `Port-10250`).
 
 use std::collections::BTreeMap;
 
-use kbs_engine::Facts;
+use kbs_engine::{Facts, KubeadmState};
 use kbs_inventory::{Inventory, Role};
 
 use crate::versions::MinorVersions;
@@ -32,11 +35,18 @@ pub const CONTROL_PLANE_MIN_CPUS: u32 = 2;
 pub const CONTROL_PLANE_MIN_MEMORY_MB: u64 = 1700;
 /// Beyond this, certificates and bootstrap tokens may look not yet valid or expired.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 30;
+/// Below the error bound, but enough that something is not keeping time.
+pub const WARN_CLOCK_SKEW_SECS: i64 = 5;
+/// The oldest releases kbs prepares (their containerd, systemd and cgroup v2 defaults).
+const MIN_DEBIAN_MAJOR: u32 = 12;
+const MIN_UBUNTU_MAJOR: u32 = 22;
 
-/// Findings for every host with facts; `local_time` is this machine's clock (seconds since the epoch).
+/// Findings for every host with facts; `listening` holds each host's listening TCP ports and
+/// `local_time` is this machine's clock (seconds since the epoch).
 pub fn fitness(
     inventory: &Inventory,
     facts: &BTreeMap<String, Facts>,
+    listening: &BTreeMap<String, Vec<u16>>,
     versions: &MinorVersions,
     local_time: i64,
 ) -> Vec<Finding> {
@@ -63,6 +73,52 @@ pub fn fitness(
                 format!("`{}` is not an apt-based system", f.os_id),
                 "kbs prepares Debian, Ubuntu and their derivatives only",
             );
+        }
+        let major: u32 = f
+            .os_version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        let too_old = match f.os_id.as_str() {
+            "debian" => major < MIN_DEBIAN_MAJOR,
+            "ubuntu" => major < MIN_UBUNTU_MAJOR,
+            _ => false,
+        };
+        if too_old {
+            add(
+                Level::Error,
+                "os-version",
+                format!("{} {} is too old", f.os_id, f.os_version),
+                "use Debian 12 or newer, or Ubuntu 22.04 or newer",
+            );
+        }
+        if !["amd64", "arm64"].contains(&f.arch.as_str()) {
+            add(
+                Level::Error,
+                "arch",
+                format!("architecture `{}` is not supported", f.arch),
+                "kbs supports amd64 and arm64 hosts",
+            );
+        }
+        // A node kubeadm already set up listens on these ports itself.
+        if f.kubeadm_state == KubeadmState::Nothing {
+            let taken = listening.get(&host.name);
+            let mut needed = vec![10250];
+            if host.has_role(Role::ControlPlane) {
+                needed.insert(0, 6443);
+            }
+            for port in needed
+                .into_iter()
+                .filter(|p| taken.is_some_and(|t| t.contains(p)))
+            {
+                add(
+                    Level::Error,
+                    "port",
+                    format!("port {port} is already in use"),
+                    "stop what listens on it (`ss -ltnp` shows it); Kubernetes needs it",
+                );
+            }
         }
         if host.has_role(Role::ControlPlane) {
             if f.cpus < CONTROL_PLANE_MIN_CPUS {
@@ -140,12 +196,18 @@ pub fn fitness(
                 );
             }
         }
-        if f.time != 0 && (f.time - local_time).abs() > MAX_CLOCK_SKEW_SECS {
+        let skew = (f.time - local_time).abs();
+        if f.time != 0 && skew > WARN_CLOCK_SKEW_SECS {
+            let level = if skew > MAX_CLOCK_SKEW_SECS {
+                Level::Error
+            } else {
+                Level::Warning
+            };
             add(
-                Level::Warning,
+                level,
                 "clock",
                 format!("the host's clock is {}s off this machine's", f.time - local_time),
-                "enable time synchronisation (systemd-timesyncd or chrony) on the host",
+                "enable time synchronisation (systemd-timesyncd or chrony) on the host; certificates and tokens depend on it",
             );
         }
     }
@@ -224,16 +286,25 @@ mod tests {
 
     fn good(n: u8) -> Facts {
         let text = format!(
-            "os_id=ubuntu\ncpus=2\nmem_kb=2000000\ncgroup_fs=cgroup2fs\naddr=eth1 10.0.0.{n}\nmac=eth1 08:00:27:00:00:0{n}\nproduct_uuid=uuid-{n}\nhostname=h{n}\ntime=1000\n"
+            "os_id=ubuntu\nos_version=24.04\narch=amd64\ncpus=2\nmem_kb=2000000\ncgroup_fs=cgroup2fs\naddr=eth1 10.0.0.{n}\nmac=eth1 08:00:27:00:00:0{n}\nproduct_uuid=uuid-{n}\nhostname=h{n}\ntime=1000\n"
         );
         kbs_engine::facts::parse(&text, None, &format!("10.0.0.{n}"))
     }
 
     fn run(cp: Facts, w: Facts) -> Vec<(String, &'static str, Level)> {
+        run_listening(cp, w, BTreeMap::new())
+    }
+
+    fn run_listening(
+        cp: Facts,
+        w: Facts,
+        listening: BTreeMap<String, Vec<u16>>,
+    ) -> Vec<(String, &'static str, Level)> {
         let facts = BTreeMap::from([("cp".to_string(), cp), ("w".to_string(), w)]);
         fitness(
             &inventory(),
             &facts,
+            &listening,
             crate::versions::for_minor(36).unwrap(),
             1005,
         )
@@ -283,7 +354,7 @@ mod tests {
         let mut cp = good(1);
         cp.swap_devices = vec!["/swap.img".into()];
         cp.containerd_major = Some(1);
-        cp.time = 2000;
+        cp.time = 1012;
         cp.dpkg_lock = kbs_engine::facts::parse_lock_holder("812 unattended-upgr");
         let checks: Vec<_> = run(cp, good(2)).into_iter().map(|f| (f.1, f.2)).collect();
         assert_eq!(
@@ -308,5 +379,50 @@ mod tests {
             checks,
             vec![("cp".to_string(), "node-ip"), ("w".to_string(), "os")]
         );
+    }
+
+    #[test]
+    fn a_clock_far_off_is_an_error() {
+        let mut w = good(2);
+        w.time = 1005 - 45;
+        assert_eq!(run(good(1), w), vec![("w".into(), "clock", Level::Error)]);
+    }
+
+    #[test]
+    fn old_releases_and_foreign_architectures_are_errors() {
+        let mut cp = good(1);
+        cp.os_id = "debian".into();
+        cp.os_version = "11".into();
+        let mut w = good(2);
+        w.arch = "riscv64".into();
+        assert_eq!(
+            run(cp, w),
+            vec![
+                ("cp".into(), "os-version", Level::Error),
+                ("w".into(), "arch", Level::Error)
+            ]
+        );
+    }
+
+    #[test]
+    fn taken_ports_are_errors_unless_kubeadm_already_runs_there() {
+        let listening = BTreeMap::from([
+            ("cp".to_string(), vec![22, 6443, 10250]),
+            ("w".to_string(), vec![6443, 10250]),
+        ]);
+        assert_eq!(
+            run_listening(good(1), good(2), listening.clone()),
+            vec![
+                ("cp".into(), "port", Level::Error),
+                ("cp".into(), "port", Level::Error),
+                // 6443 is only a control plane's.
+                ("w".into(), "port", Level::Error),
+            ]
+        );
+        let mut running = good(1);
+        running.kubeadm_state = KubeadmState::ControlPlane;
+        let mut joined = good(2);
+        joined.kubeadm_state = KubeadmState::Joined;
+        assert_eq!(run_listening(running, joined, listening), vec![]);
     }
 }

@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod connect;
 mod failure;
-mod fitness;
 mod logging;
 mod output;
 mod prompt;

@@ -1,8 +1,8 @@
 //! `kbs check`: can kbs reach and use every host, and is every host fit to become a node?
 //!
 //! One connection per host, the facts script (run through sudo, so it proves sudo works too) and
-//! one look at the listening ports; then the rules of [`crate::fitness`]. Prints a table and the
-//! findings; exits non-zero when anything would block `kbs apply`.
+//! one look at the listening ports; then the rules of [`kbs_cluster::fitness`]. Prints a table and
+//! the findings; exits non-zero when anything would block `kbs apply`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,8 +17,8 @@ use kbs_ssh::run_windowed;
 use crate::commands::load_inventory;
 use crate::connect::connect_hosts;
 use crate::failure::Failure;
-use crate::fitness::{self, Finding, Observed, Severity};
 use crate::targets::AccessDefaults;
+use kbs_cluster::{Finding, Level};
 
 /// Listening TCP ports, one per line (`ss` is in iproute2, on every Debian and Ubuntu host).
 const LISTENING_PORTS: &str = "ss -Hltn | awk '{n = split($4, a, \":\"); print a[n]}' | sort -un";
@@ -38,23 +38,24 @@ pub async fn run(inventory_path: &Path, defaults: AccessDefaults, forks: usize) 
         .unwrap_or_default();
     let facts = engine.gather_facts().await;
     let listening = listening_ports(&transports, &facts, forks).await;
-    let findings = fitness::evaluate(
-        &inventory,
-        &Observed {
-            facts: &facts,
-            listening: &listening,
-            local_time,
-        },
-    );
+    let versions =
+        kbs_cluster::minor_versions(&inventory).map_err(|error| Failure::BadInput(error.to_string()))?;
+    let mut findings = unreachable_findings(&facts);
+    let gathered: BTreeMap<String, Facts> = facts
+        .iter()
+        .filter_map(|(name, result)| result.as_ref().ok().map(|f| (name.clone(), f.clone())))
+        .collect();
+    findings.extend(kbs_cluster::fitness(
+        &inventory, &gathered, &listening, versions, local_time,
+    ));
+    let order = |f: &Finding| inventory.hosts.iter().position(|h| h.name == f.host);
+    findings.sort_by(|a, b| order(a).cmp(&order(b)).then(a.level.cmp(&b.level)));
 
     println!("{}", host_table(&inventory.hosts, &facts, &findings));
     if !findings.is_empty() {
         println!("\n{}", finding_lines(&findings));
     }
-    let blocking = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Blocking)
-        .count();
+    let blocking = findings.iter().filter(|f| f.level == Level::Error).count();
     let warnings = findings.len() - blocking;
     println!(
         "\n{} host{}: {blocking} blocking problem{}, {warnings} warning{}",
@@ -72,6 +73,23 @@ pub async fn run(inventory_path: &Path, defaults: AccessDefaults, forks: usize) 
             if blocking == 1 { "it" } else { "them" }
         )))
     }
+}
+
+/// A host kbs could not reach or gather facts from is a blocking problem of its own.
+fn unreachable_findings(facts: &BTreeMap<String, Result<Facts, HostFailure>>) -> Vec<Finding> {
+    facts
+        .iter()
+        .filter_map(|(name, result)| result.as_ref().err().map(|failure| (name, failure)))
+        .map(|(name, failure)| Finding {
+            host: name.clone(),
+            level: Level::Error,
+            check: "reachable",
+            message: format!("{}: {}", failure.step, failure.message),
+            hint: failure.hint.clone().unwrap_or_else(|| {
+                "make the host reachable over SSH with working sudo, then run kbs check again".into()
+            }),
+        })
+        .collect()
 }
 
 async fn listening_ports(
@@ -116,12 +134,12 @@ fn host_table(
         let worst = findings
             .iter()
             .filter(|f| f.host == host.name)
-            .map(|f| f.severity)
-            .max();
+            .map(|f| f.level)
+            .min();
         let result = match worst {
             None => "ok",
-            Some(Severity::Warning) => "ok (warnings)",
-            Some(Severity::Blocking) => "BLOCKED",
+            Some(Level::Warning) => "ok (warnings)",
+            Some(Level::Error) => "BLOCKED",
         };
         let roles: Vec<&str> = host.roles.iter().map(|r| r.as_str()).collect();
         let _ = match facts.get(&host.name) {
@@ -155,13 +173,13 @@ fn finding_lines(findings: &[Finding]) -> String {
     findings
         .iter()
         .map(|f| {
-            let label = match f.severity {
-                Severity::Blocking => "BLOCKING",
-                Severity::Warning => "warning ",
+            let label = match f.level {
+                Level::Error => "BLOCKING",
+                Level::Warning => "warning ",
             };
             format!(
                 "{:<width$}  {label}  {}\n{:<width$}            hint: {}",
-                f.host, f.problem, "", f.hint
+                f.host, f.message, "", f.hint
             )
         })
         .collect::<Vec<_>>()
