@@ -215,8 +215,9 @@ impl Lab {
         self.state.inventory.as_deref()
     }
 
-    /// The OpenSSH command line for `host` as root, strict host key checking against the lab's known_hosts.
-    pub fn ssh_command(&self, host: &str) -> Result<Command> {
+    /// The OpenSSH command line for `host` as root, strict host key checking against the lab's known_hosts;
+    /// `tty` asks for a terminal (an interactive shell). Append the remote command, if any.
+    pub fn ssh_command(&self, host: &str, tty: bool) -> Result<Command> {
         let host = self.host(host)?;
         let mut ssh = Command::new("ssh");
         ssh.arg("-i")
@@ -234,14 +235,17 @@ impl Lab {
                 "LogLevel=ERROR",
                 "-o",
                 "GlobalKnownHostsFile=/dev/null",
-            ])
-            .arg(format!("root@{}", host.address));
+            ]);
+        if tty {
+            ssh.arg("-t");
+        }
+        ssh.arg(format!("root@{}", host.address));
         Ok(ssh)
     }
 
     /// Runs `command` on `host` over SSH as root and returns its output whatever its exit status.
     pub fn ssh(&self, host: &str, command: &str) -> Result<Output> {
-        let mut ssh = self.ssh_command(host)?;
+        let mut ssh = self.ssh_command(host, false)?;
         ssh.arg("--").arg(command);
         cmd::output(&format!("ssh to {host}"), "install openssh-client", &mut ssh)
     }

@@ -132,10 +132,8 @@ fn run(command: Cmd) -> kbs_lab::Result<ExitCode> {
         Cmd::Status => return status(),
         Cmd::Ssh { host, command } => {
             let lab = Lab::attach()?;
-            let mut ssh = lab.ssh_command(&host)?;
-            if command.is_empty() {
-                ssh.arg("-t");
-            } else {
+            let mut ssh = lab.ssh_command(&host, command.is_empty())?;
+            if !command.is_empty() {
                 ssh.arg("--").args(command);
             }
             let status = ssh

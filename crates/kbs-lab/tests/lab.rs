@@ -37,6 +37,7 @@ fn main() {
             hosts_have_own_hostname_ip_and_host_key,
         ),
         ("inventory_lists_the_hosts", inventory_lists_the_hosts),
+        ("cli_status_and_ssh", cli_status_and_ssh),
         ("kbs_user_has_passwordless_sudo", kbs_user_has_passwordless_sudo),
         (
             "systemd_is_running_in_every_host",
@@ -191,6 +192,30 @@ fn inventory_lists_the_hosts(lab: &mut Lab) {
         assert!(text.contains(needle), "inventory lacks {needle:?}:\n{text}");
     }
     assert_eq!(text.matches("control-plane").count(), 3, "{text}");
+}
+
+fn cli_status_and_ssh(_lab: &mut Lab) {
+    let exe = env!("CARGO_BIN_EXE_kbs-lab");
+    let out = Command::new(exe).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kbs-lab status says the lab is not all up:\n{text}"
+    );
+    assert!(text.contains("answering on http://10.61.0.1/"), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("host0") && l.contains(" up "))
+            .count(),
+        4,
+        "{text}"
+    );
+    let out = Command::new(exe)
+        .args(["ssh", "host03", "hostname", "-s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "host03");
 }
 
 fn kbs_user_has_passwordless_sudo(lab: &mut Lab) {
