@@ -151,8 +151,7 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         match fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if tries < 40 => {
-                let _ = e;
+            Err(_) if tries < 40 => {
                 tries += 1;
                 sleep(Duration::from_millis(50));
             }

@@ -38,6 +38,7 @@ pub mod paths;
 mod process;
 pub mod repo;
 pub mod server;
+pub mod sim_packages;
 mod state;
 
 pub use error::{Error, Result};

@@ -79,38 +79,64 @@ pub fn find_sim_binary(given: Option<&Path>) -> Option<PathBuf> {
 /// `0.1.0+<12 hex of the binary's SHA-256>`: a new build is a new version, so apt upgrades it.
 fn runtime_version(sim_binary: &Path) -> Result<String> {
     let out = cmd::run(
-        Command::new("sha256sum").arg(sim_binary),
         "fingerprinting the kbs-sim binary",
         "check that the file is readable",
+        Command::new("sha256sum").arg(sim_binary),
     )?;
     let digest: String = out.chars().take(12).collect();
     Ok(format!("{}+{digest}", env!("CARGO_PKG_VERSION")))
 }
 
-fn build_minor(sim_binary: &Path, runtime_version: &str, minor: &str, releases: &[&str], out: &Path) -> Result<()> {
+fn build_minor(
+    sim_binary: &Path,
+    runtime_version: &str,
+    minor: &str,
+    releases: &[&str],
+    out: &Path,
+) -> Result<()> {
     let _ = fs::remove_dir_all(out);
     mkdir(out)?;
     let runtime_dep = format!("{RUNTIME_PACKAGE} (= {runtime_version})");
     let staging = out.join(".staging");
 
-    let mut runtime = Package::new(RUNTIME_PACKAGE, runtime_version, "kbs-sim: the simulated Kubernetes tools of the kbs lab");
+    let mut runtime = Package::new(
+        RUNTIME_PACKAGE,
+        runtime_version,
+        "kbs-sim: the simulated Kubernetes tools of the kbs lab",
+    );
     runtime.binary(sim_binary, RUNTIME_BINARY);
     runtime.build(&staging, out)?;
 
     let cri_tools_version = format!("{minor}.0-1.1");
-    let mut cri_tools = Package::new("cri-tools", &cri_tools_version, "Command-line utility for interacting with a container runtime");
+    let mut cri_tools = Package::new(
+        "cri-tools",
+        &cri_tools_version,
+        "Command-line utility for interacting with a container runtime",
+    );
     cri_tools.depends(&runtime_dep).tool("crictl", &cri_tools_version);
     cri_tools.build(&staging, out)?;
 
-    let mut cni = Package::new("kubernetes-cni", CNI_VERSION, "Binaries required to provision kubernetes container networking");
+    let mut cni = Package::new(
+        "kubernetes-cni",
+        CNI_VERSION,
+        "Binaries required to provision kubernetes container networking",
+    );
     cni.depends(&runtime_dep).directory("/opt/cni/bin");
     cni.build(&staging, out)?;
 
-    let mut containerd = Package::new("containerd", CONTAINERD_VERSION, "An open and reliable container runtime");
+    let mut containerd = Package::new(
+        "containerd",
+        CONTAINERD_VERSION,
+        "An open and reliable container runtime",
+    );
     containerd
         .depends(&runtime_dep)
         .tool("containerd", CONTAINERD_VERSION)
-        .file("/usr/lib/systemd/system/containerd.service", CONTAINERD_UNIT, 0o644)
+        .file(
+            "/usr/lib/systemd/system/containerd.service",
+            CONTAINERD_UNIT,
+            0o644,
+        )
         .postinst(ENABLE_AND_START_CONTAINERD);
     containerd.build(&staging, out)?;
 
@@ -124,16 +150,28 @@ fn build_minor(sim_binary: &Path, runtime_version: &str, minor: &str, releases: 
             .postinst(DAEMON_RELOAD);
         kubelet.build(&staging, out)?;
 
-        let mut kubeadm = Package::new("kubeadm", release, "Command-line utility for administering a Kubernetes cluster");
+        let mut kubeadm = Package::new(
+            "kubeadm",
+            release,
+            "Command-line utility for administering a Kubernetes cluster",
+        );
         kubeadm
             .depends("cri-tools (>= 1.30.0)")
             .depends(&runtime_dep)
             .tool("kubeadm", release)
-            .file("/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", KUBEADM_DROP_IN, 0o644)
+            .file(
+                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+                KUBEADM_DROP_IN,
+                0o644,
+            )
             .postinst(DAEMON_RELOAD);
         kubeadm.build(&staging, out)?;
 
-        let mut kubectl = Package::new("kubectl", release, "Command-line utility for interacting with a Kubernetes cluster");
+        let mut kubectl = Package::new(
+            "kubectl",
+            release,
+            "Command-line utility for interacting with a Kubernetes cluster",
+        );
         kubectl.depends(&runtime_dep).tool("kubectl", release);
         kubectl.build(&staging, out)?;
     }
@@ -161,9 +199,9 @@ fn remove_stale(minor: &str, keep: &[PathBuf]) -> Result<()> {
     let keep: Vec<_> = keep.iter().filter_map(|p| p.file_name()).collect();
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let Some(name) = path.file_name() else { continue };
-        let ours = name
-            .to_str()
-            .is_some_and(|n| n.ends_with(".deb") && PACKAGE_NAMES.iter().any(|p| n.starts_with(&format!("{p}_"))));
+        let ours = name.to_str().is_some_and(|n| {
+            n.ends_with(".deb") && PACKAGE_NAMES.iter().any(|p| n.starts_with(&format!("{p}_")))
+        });
         if ours && !keep.contains(&name) {
             fs::remove_file(&path).map_err(|e| Error::io("removing an old package build", &path, e))?;
         }
@@ -208,9 +246,14 @@ impl Package {
 
     /// `/usr/bin/<tool>` → the kbs-sim binary, and the version that tool reports.
     fn tool(&mut self, tool: &str, package_version: &str) -> &mut Self {
-        self.links.push((format!("/usr/bin/{tool}"), RUNTIME_BINARY.into()));
+        self.links
+            .push((format!("/usr/bin/{tool}"), RUNTIME_BINARY.into()));
         let upstream = package_version.split('-').next().unwrap_or(package_version);
-        self.file(&format!("/usr/share/kbs-sim/{tool}.version"), &format!("{upstream}\n"), 0o644)
+        self.file(
+            &format!("/usr/share/kbs-sim/{tool}.version"),
+            &format!("{upstream}\n"),
+            0o644,
+        )
     }
 
     fn file(&mut self, path: &str, content: &str, mode: u32) -> &mut Self {
@@ -253,9 +296,13 @@ impl Package {
             mkdir_parent(&at)?;
             // Debug info is most of a debug build's size and useless on the guests.
             cmd::run(
-                Command::new("strip").arg("--strip-debug").arg("-o").arg(&at).arg(source),
                 "stripping the kbs-sim binary for packaging",
                 "install binutils (apt-get install binutils)",
+                Command::new("strip")
+                    .arg("--strip-debug")
+                    .arg("-o")
+                    .arg(&at)
+                    .arg(source),
             )?;
         }
         let mut control = format!(
@@ -266,19 +313,22 @@ impl Package {
         if !self.depends.is_empty() {
             control.push_str(&format!("Depends: {}\n", self.depends.join(", ")));
         }
-        control.push_str(&format!("Description: {}\n (simulated for the kbs lab by kbs-sim)\n", self.description));
+        control.push_str(&format!(
+            "Description: {}\n (simulated for the kbs lab by kbs-sim)\n",
+            self.description
+        ));
         write(&root, "/DEBIAN/control", control.as_bytes(), 0o644)?;
         if let Some(script) = self.postinst {
             write(&root, "/DEBIAN/postinst", script.as_bytes(), 0o755)?;
         }
         let deb = out.join(format!("{}_{}_amd64.deb", self.name, self.version));
         cmd::run(
+            &format!("building the {} package", self.name),
+            "install dpkg-dev (apt-get install dpkg-dev)",
             Command::new("dpkg-deb")
                 .args(["--root-owner-group", "-Zgzip", "-z1", "--build"])
                 .arg(&root)
                 .arg(&deb),
-            &format!("building the {} package", self.name),
-            "install dpkg-dev (apt-get install dpkg-dev)",
         )?;
         Ok(())
     }
@@ -288,7 +338,8 @@ fn write(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
     let at = root.join(path.trim_start_matches('/'));
     mkdir_parent(&at)?;
     fs::write(&at, content).map_err(|e| Error::io("writing a package file", &at, e))?;
-    fs::set_permissions(&at, fs::Permissions::from_mode(mode)).map_err(|e| Error::io("setting a package file's mode", &at, e))
+    fs::set_permissions(&at, fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("setting a package file's mode", &at, e))
 }
 
 fn mkdir(dir: &Path) -> Result<()> {
@@ -347,9 +398,97 @@ KillMode=process
 WantedBy=multi-user.target
 ";
 
-const DAEMON_RELOAD: &str = "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n";
+const DAEMON_RELOAD: &str =
+    "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi\n";
 
 /// Like Debian's containerd package: enabled and started on install.
 const ENABLE_AND_START_CONTAINERD: &str = "#!/bin/sh\nset -e\nif [ -d /run/systemd/system ]; then\n  \
     systemctl daemon-reload || true\n  systemctl enable containerd.service >/dev/null 2>&1 || true\n  \
     systemctl start containerd.service || true\nfi\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dpkg_deb(args: &[&str], deb: &Path) -> String {
+        let out = Command::new("dpkg-deb")
+            .args(args)
+            .arg(deb)
+            .output()
+            .expect("run dpkg-deb");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn a_minor_gets_every_package_with_real_names_versions_and_dependencies() {
+        let dir = tempfile::tempdir().unwrap();
+        // Any ELF file stands in for the kbs-sim build here; what is checked is the packaging.
+        let binary = dir.path().join("kbs-sim");
+        fs::copy("/bin/true", &binary).unwrap();
+        let out = dir.path().join("1.36");
+        build_minor(&binary, "0.1.0+abc", "1.36", &["1.36.3-1.1", "1.36.4-2.1"], &out).unwrap();
+
+        let names: Vec<String> = list_debs(&out)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "containerd_2.1.4-1_amd64.deb",
+                "cri-tools_1.36.0-1.1_amd64.deb",
+                "kbs-sim-runtime_0.1.0+abc_amd64.deb",
+                "kubeadm_1.36.3-1.1_amd64.deb",
+                "kubeadm_1.36.4-2.1_amd64.deb",
+                "kubectl_1.36.3-1.1_amd64.deb",
+                "kubectl_1.36.4-2.1_amd64.deb",
+                "kubelet_1.36.3-1.1_amd64.deb",
+                "kubelet_1.36.4-2.1_amd64.deb",
+                "kubernetes-cni_1.7.1-1.1_amd64.deb",
+            ]
+        );
+
+        let kubelet = out.join("kubelet_1.36.4-2.1_amd64.deb");
+        assert_eq!(
+            dpkg_deb(&["-f"], &kubelet)
+                .lines()
+                .find(|l| l.starts_with("Depends:")),
+            Some(
+                "Depends: iptables (>= 1.4.21), kubernetes-cni (>= 1.2.0), iproute2, mount, \
+                 kbs-sim-runtime (= 0.1.0+abc)"
+            )
+        );
+        let contents = dpkg_deb(&["-c"], &kubelet);
+        assert!(
+            contents.contains("./usr/bin/kubelet -> /usr/lib/kbs-sim/kbs-sim"),
+            "{contents}"
+        );
+        assert!(
+            contents.contains("./usr/lib/systemd/system/kubelet.service"),
+            "{contents}"
+        );
+
+        let extracted = dir.path().join("kubeadm");
+        let status = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(out.join("kubeadm_1.36.4-2.1_amd64.deb"))
+            .arg(&extracted)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(
+            fs::read_to_string(extracted.join("usr/share/kbs-sim/kubeadm.version")).unwrap(),
+            "1.36.4\n",
+            "the tool reports the upstream version, without the Debian revision"
+        );
+        let drop_in =
+            fs::read_to_string(extracted.join("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"))
+                .unwrap();
+        assert!(
+            drop_in.contains("EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env"),
+            "{drop_in}"
+        );
+    }
+}
