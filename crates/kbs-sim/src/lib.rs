@@ -32,6 +32,7 @@ pub mod discovery;
 pub mod gofmt;
 pub mod http;
 pub mod kubeclient;
+pub mod kubectl;
 pub mod manifests;
 pub mod multicall;
 pub mod pki;

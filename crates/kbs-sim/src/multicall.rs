@@ -30,6 +30,7 @@ pub fn main(mut args: Vec<String>) -> i32 {
     match tool.as_str() {
         "kubeadm" => crate::cli::main_with(args),
         "kube-apiserver" => crate::apiserver::main(&args[1..]),
+        "kubectl" => crate::kubectl::main(&args[1..]),
         "containerd" => crate::containerd::main(&args),
         "crictl" => crate::containerd::crictl(&args),
         _ => kubelet(&args),

@@ -1,6 +1,9 @@
 //! Validation the API server applies on every write, with apimachinery's texts:
 //! total annotation size (apimachinery pkg/api/validation/objectmeta.go
-//! `ValidateAnnotationsSize`, `TotalAnnotationSizeLimitB` = 256 KiB), Service NodePorts
+//! `ValidateAnnotationsSize`, `TotalAnnotationSizeLimitB` = 256 KiB; `field.TooLong` reads
+//! `may not be more than N bytes` since apimachinery unified its TooLong errors, as 2026
+//! reports show, e.g. arkmq-org/arkmq-org-broker-operator#1392; older servers said
+//! `must have at most N bytes`), Service NodePorts
 //! against `--service-node-port-range` (pkg/registry/core/service/portallocator:
 //! `provided port is not in the valid range. The range of valid ports is 30000-32767`,
 //! `provided port is already allocated`), and CSR approval conditions
@@ -71,7 +74,7 @@ pub fn validate_meta(obj: &Value, kind: &str, group: &str, name: &str) -> Result
             group,
             name,
             &[format!(
-                "metadata.annotations: Too long: must have at most {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
+                "metadata.annotations: Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"
             )],
         ));
     }
@@ -207,7 +210,7 @@ mod tests {
             json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": big}}});
         assert_eq!(
             validate_meta(&crd, "CustomResourceDefinition", "apiextensions.k8s.io", "installations.operator.tigera.io").unwrap_err(),
-            "CustomResourceDefinition.apiextensions.k8s.io \"installations.operator.tigera.io\" is invalid: metadata.annotations: Too long: must have at most 262144 bytes"
+            "CustomResourceDefinition.apiextensions.k8s.io \"installations.operator.tigera.io\" is invalid: metadata.annotations: Too long: may not be more than 262144 bytes"
         );
     }
 }

@@ -800,4 +800,4 @@ impl ApiServer {
 pub type Shared = Arc<ApiServer>;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -217,7 +217,7 @@ fn crud_errors_node_ports_and_annotation_limit() {
         .unwrap();
     assert_eq!(
         r.message(),
-        "CustomResourceDefinition.apiextensions.k8s.io \"installations.operator.tigera.io\" is invalid: metadata.annotations: Too long: must have at most 262144 bytes"
+        "CustomResourceDefinition.apiextensions.k8s.io \"installations.operator.tigera.io\" is invalid: metadata.annotations: Too long: may not be more than 262144 bytes"
     );
     // Without the annotation the CRD is accepted and its kind is served.
     let mut crd = crd;
