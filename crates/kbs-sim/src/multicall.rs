@@ -5,7 +5,14 @@
 use std::path::Path;
 
 /// The tools this binary can be.
-pub const TOOLS: [&str; 4] = ["kubeadm", "kubelet", "containerd", "crictl"];
+pub const TOOLS: [&str; 6] = [
+    "kubeadm",
+    "kubelet",
+    "kube-apiserver",
+    "kubectl",
+    "containerd",
+    "crictl",
+];
 
 /// Runs the tool `args` name; returns the exit status.
 pub fn main(mut args: Vec<String>) -> i32 {
@@ -48,4 +55,17 @@ fn kubelet(args: &[String]) -> i32 {
     }
     eprintln!("kbs-sim: the simulated kubelet is not implemented yet (see docs/simulation.md)");
     1
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dispatches_every_packaged_tool_name() {
+        let run = |argv: &[&str]| super::main(argv.iter().map(|s| s.to_string()).collect());
+        assert_eq!(run(&["/usr/bin/kubectl", "version", "--client"]), 0);
+        assert_eq!(run(&["kbs-sim", "kubectl", "version", "--client"]), 0);
+        // kube-apiserver parses its flags before touching any file.
+        assert_eq!(run(&["/usr/bin/kube-apiserver", "--secure-port=notaport"]), 1);
+        assert_eq!(run(&["kbs-sim", "nosuchtool"]), 1);
+    }
 }

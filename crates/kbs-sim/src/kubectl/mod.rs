@@ -1160,6 +1160,11 @@ pub fn main(argv: &[String]) -> i32 {
             return 1;
         }
     };
+    if args.words.first().map(String::as_str) == Some("version") && args.on("client") {
+        let v = crate::version::Version::current_for("kubectl");
+        println!("Client Version: {}\nKustomize Version: v5.7.1", v.git_version());
+        return 0;
+    }
     let path = kubeconfig_path(&args);
     let cfg = match Kubeconfig::load(&path) {
         Ok(c) => c,
