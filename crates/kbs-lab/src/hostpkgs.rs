@@ -11,17 +11,17 @@ use crate::cmd;
 use crate::error::{Error, Result};
 use crate::paths;
 
-/// Packages the lab uses on the real machine, with the command each provides (for the messages).
-pub const HOST_PACKAGES: &[(&str, &str)] = &[
-    ("debootstrap", "debootstrap"),
-    ("systemd-container", "systemd-nspawn"),
-    ("haproxy", "haproxy"),
-    ("dpkg-dev", "dpkg-scanpackages"),
-    ("gpg", "gpg"),
-    ("iptables", "iptables"),
-    ("iproute2", "ip"),
-    ("openssh-client", "ssh"),
-    ("tar", "tar"),
+/// Packages the lab uses on the real machine.
+pub const HOST_PACKAGES: &[&str] = &[
+    "debootstrap",
+    "systemd-container",
+    "haproxy",
+    "dpkg-dev",
+    "gpg",
+    "iptables",
+    "iproute2",
+    "openssh-client",
+    "tar",
 ];
 
 /// The suites the lab fetches from: the same ones a Debian 12 host has.
@@ -82,7 +82,7 @@ pub fn installed_version(package: &str) -> Option<String> {
 pub fn ensure_host_packages() -> Result<Vec<String>> {
     let missing: Vec<&str> = HOST_PACKAGES
         .iter()
-        .map(|(package, _)| *package)
+        .copied()
         .filter(|package| installed_version(package).is_none())
         .collect();
     if missing.is_empty() {

@@ -122,7 +122,7 @@ impl Lab {
         }
         let lower = image::ensure_base()?;
         let authorized_key = ensure_ssh_key()?;
-        repo::ensure_all(&repo::base_status(&lower))?;
+        repo::ensure_all(&image::dpkg_status(&lower))?;
         let keyring = repo::public_key(false)?;
 
         tracing::info!(
@@ -277,7 +277,7 @@ impl Lab {
         match fault {
             Fault::Down => {
                 let entry = self.state.host_mut(host)?;
-                machine::stop(host, entry.pid.take(), Duration::from_secs(20))?;
+                process::stop(host, entry.pid.take(), Duration::from_secs(20))?;
                 cgroups::remove(host)?;
                 self.state.save()
             }

@@ -196,12 +196,6 @@ pub fn start(host: &Host) -> Result<i32> {
     )
 }
 
-/// Powers the host off (SIGTERM to the wrapper, which has nspawn shut the guest down), killing what is
-/// left after `grace`.
-pub fn stop(host_name: &str, pid: Option<i32>, grace: Duration) -> Result<()> {
-    process::stop(host_name, pid, grace)
-}
-
 /// Waits until the guest's sshd accepts connections; returns its ed25519 host key (`type base64`), read
 /// from the guest's root, where `ssh-keygen -A` made it at boot.
 pub fn wait_for_ssh(host: &Host, pid: i32, deadline: Instant) -> Result<String> {

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::cmd;
 use crate::error::{Error, Result};
 use crate::hostpkgs;
-use crate::image::{self, mkdir};
+use crate::image::mkdir;
 use crate::lock::FileLock;
 use crate::paths;
 
@@ -205,25 +205,33 @@ fn checked_minor_dir(minor: &str) -> Result<PathBuf> {
 pub fn index_minor(minor: &str) -> Result<()> {
     let dir = checked_minor_dir(minor)?;
     mkdir(&dir)?;
+    reindex_if_changed(&dir, &dir, |fpr| {
+        let packages = scan_packages(&dir, ".")?;
+        write_file(&dir.join("Packages"), packages.as_bytes())?;
+        let release = release_text(
+            &format!("Origin: kbs-lab\nLabel: kbs-lab v{minor}\nArchitectures: amd64 arm64\n"),
+            &dir,
+            &["Packages"],
+        )?;
+        write_file(&dir.join("Release"), release.as_bytes())?;
+        sign(&dir, fpr)?;
+        write_file(&dir.join("Release.key"), &public_key(true)?)
+    })
+}
+
+/// Runs `build` (given the key fingerprint) under the index lock unless neither the .deb files in `debs`
+/// nor the signing key changed since the last index of `release_dir` (stamp file `.kbs-lab-index`).
+fn reindex_if_changed(debs: &Path, release_dir: &Path, build: impl FnOnce(&str) -> Result<()>) -> Result<()> {
     let _lock = FileLock::acquire(&paths::repo_dir().join(".index.lock"), "the lab repository index")?;
     let fpr = signing_key()?;
-    let stamp = content_stamp(&dir, &fpr)?;
-    let stamp_file = dir.join(".kbs-lab-index");
+    let stamp = content_stamp(debs, &fpr)?;
+    let stamp_file = release_dir.join(".kbs-lab-index");
     if fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str())
-        && dir.join("InRelease").exists()
+        && release_dir.join("InRelease").exists()
     {
         return Ok(());
     }
-    let packages = scan_packages(&dir, ".")?;
-    write_file(&dir.join("Packages"), packages.as_bytes())?;
-    let release = release_text(
-        &format!("Origin: kbs-lab\nLabel: kbs-lab v{minor}\nArchitectures: amd64 arm64\n"),
-        &dir,
-        &["Packages"],
-    )?;
-    write_file(&dir.join("Release"), release.as_bytes())?;
-    sign(&dir, &fpr)?;
-    write_file(&dir.join("Release.key"), &public_key(true)?)?;
+    build(&fpr)?;
     write_file(&stamp_file, stamp.as_bytes())
 }
 
@@ -353,29 +361,22 @@ fn ensure_debian(base_status: &Path) -> Result<()> {
                 .map_err(|e| Error::io("filling the Debian mirror", &target, e))?;
         }
     }
-    let _lock = FileLock::acquire(&paths::repo_dir().join(".index.lock"), "the lab repository index")?;
-    let fpr = signing_key()?;
     let dist = mirror.join("dists/bookworm");
-    let stamp = content_stamp(&pool, &fpr)?;
-    let stamp_file = dist.join(".kbs-lab-index");
-    if fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str())
-        && dist.join("InRelease").exists()
-    {
-        return Ok(());
-    }
-    let binary = dist.join("main/binary-amd64");
-    mkdir(&binary)?;
-    let packages = scan_packages(&mirror, "pool/main")?;
-    write_file(&binary.join("Packages"), packages.as_bytes())?;
-    let release = release_text(
-        "Origin: kbs-lab\nLabel: kbs-lab Debian mirror\nSuite: bookworm\nCodename: bookworm\n\
-         Architectures: amd64\nComponents: main\n",
-        &dist,
-        &["main/binary-amd64/Packages"],
-    )?;
-    write_file(&dist.join("Release"), release.as_bytes())?;
-    sign(&dist, &fpr)?;
-    write_file(&stamp_file, stamp.as_bytes())
+    mkdir(&dist)?;
+    reindex_if_changed(&pool, &dist, |fpr| {
+        let binary = dist.join("main/binary-amd64");
+        mkdir(&binary)?;
+        let packages = scan_packages(&mirror, "pool/main")?;
+        write_file(&binary.join("Packages"), packages.as_bytes())?;
+        let release = release_text(
+            "Origin: kbs-lab\nLabel: kbs-lab Debian mirror\nSuite: bookworm\nCodename: bookworm\n\
+             Architectures: amd64\nComponents: main\n",
+            &dist,
+            &["main/binary-amd64/Packages"],
+        )?;
+        write_file(&dist.join("Release"), release.as_bytes())?;
+        sign(&dist, fpr)
+    })
 }
 
 fn download_debian(cache: &Path, base_status: &Path) -> Result<()> {
@@ -404,11 +405,6 @@ fn download_debian(cache: &Path, base_status: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(cache.join("partial"));
     let _ = fs::remove_file(cache.join("lock"));
     Ok(())
-}
-
-/// The base image's view of guests: the dpkg status file of `lower`.
-pub fn base_status(lower: &Path) -> PathBuf {
-    image::dpkg_status(lower)
 }
 
 /// `Sun, 22 Nov 2026 03:04:05 UTC`, as apt expects in a Release file's Date.
