@@ -16,7 +16,7 @@ use crate::hostpkgs;
 use crate::image;
 use crate::inventory;
 use crate::limits;
-use crate::lock::FileLock;
+use crate::lock::LabLock;
 use crate::machine::{self, GuestFiles, Host};
 use crate::network;
 use crate::paths;
@@ -63,7 +63,7 @@ pub struct Lab {
     state: State,
     hosts: Vec<Host>,
     /// Held by the process that brought the lab up, so a second lab cannot clobber it.
-    lock: Option<FileLock>,
+    lock: Option<LabLock>,
     is_down: bool,
 }
 
@@ -103,7 +103,7 @@ impl Lab {
             return Err(unknown_host(lb, &names));
         }
         let server_exe = find_server_exe(opts.server_exe.as_deref())?;
-        let lock = FileLock::acquire(Path::new(paths::LOCK_FILE), "the lab")?;
+        let lock = LabLock::acquire(Path::new(paths::LOCK_FILE))?;
 
         let installed = hostpkgs::ensure_host_packages()?;
         if !installed.is_empty() {
