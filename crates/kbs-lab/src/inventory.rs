@@ -27,6 +27,8 @@ struct Cluster {
     service_subnet: &'static str,
     host_subnet: &'static str,
     endpoint: Endpoint,
+    /// The lab's own pkgs.k8s.io: guests cannot reach the internet.
+    package_repository: String,
 }
 
 #[derive(Serialize)]
@@ -106,6 +108,7 @@ pub fn render(hosts: &[Host], lbs: &[String]) -> Result<String> {
             service_subnet: "10.96.0.0/12",
             host_subnet: paths::HOST_SUBNET,
             endpoint,
+            package_repository: format!("http://{}", paths::BRIDGE_ADDRESS),
         },
         ssh: Ssh {
             user: "root",

@@ -23,6 +23,7 @@ use crate::paths;
 use crate::process;
 use crate::repo;
 use crate::server;
+use crate::sim_packages;
 use crate::state::{unknown_host, HostState, State};
 
 /// The cgroup (and log name) of the repository server.
@@ -40,6 +41,9 @@ pub struct UpOptions {
     /// The `kbs-lab` binary that runs the repository server; found next to the running program, via
     /// `KBS_LAB_BIN` or on PATH when not given.
     pub server_exe: Option<PathBuf>,
+    /// The kbs-sim build whose packages the Kubernetes repositories serve (default: found next to
+    /// this program, in `KBS_SIM_BIN` or on PATH).
+    pub sim_binary: Option<PathBuf>,
     /// How long to wait for every host to answer SSH.
     pub ready_timeout: Duration,
 }
@@ -51,6 +55,7 @@ impl UpOptions {
             lbs: Vec::new(),
             inventory: None,
             server_exe: None,
+            sim_binary: None,
             ready_timeout: Duration::from_secs(60 + 2 * hosts as u64),
         }
     }
@@ -123,6 +128,14 @@ impl Lab {
         let lower = image::ensure_base()?;
         let authorized_key = ensure_ssh_key()?;
         repo::ensure_all(&image::dpkg_status(&lower))?;
+        match sim_packages::find_sim_binary(opts.sim_binary.as_deref()) {
+            Some(binary) => sim_packages::publish(&binary)?,
+            // Visible, not silent: the hosts come up, but kbs cannot install Kubernetes on them.
+            None => eprintln!(
+                "kbs-lab: no kbs-sim binary found (KBS_SIM_BIN, next to kbs-lab, or on PATH): the \
+                 Kubernetes repositories stay empty; build it with `cargo build -p kbs-sim`"
+            ),
+        }
         let keyring = repo::public_key(false)?;
 
         tracing::info!(
