@@ -172,6 +172,17 @@ impl Client {
         })
     }
 
+    /// A client with its own TLS configuration (discovery's insecure first fetch).
+    pub fn with_tls(config: Kubeconfig, tls: Arc<rustls::ClientConfig>) -> Client {
+        Client {
+            config,
+            tls,
+            conn: None,
+            user_agent: "kbs-sim".into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
     fn connect(&mut self) -> Result<(), String> {
         let (hp, host) = self.config.host_port()?;
         let addr = hp
@@ -195,6 +206,17 @@ impl Client {
         content_type: &str,
         body: &[u8],
     ) -> Result<crate::http::Response, String> {
+        self.once_with(method, target, content_type, &[], body)
+    }
+
+    fn once_with(
+        &mut self,
+        method: &str,
+        target: &str,
+        content_type: &str,
+        extra: &[(String, String)],
+        body: &[u8],
+    ) -> Result<crate::http::Response, String> {
         if self.conn.is_none() {
             self.connect()?;
         }
@@ -209,6 +231,7 @@ impl Client {
         if let Some(t) = &self.config.token {
             headers.push(("Authorization".into(), format!("Bearer {t}")));
         }
+        headers.extend(extra.iter().cloned());
         let conn = self.conn.as_mut().ok_or("not connected")?;
         let tls_err = |e: std::io::Error| {
             let s = e.to_string();
@@ -244,6 +267,26 @@ impl Client {
             // A failed request may leave the connection in any state: start afresh.
             self.conn = None;
         }
+        let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+        Ok(Reply {
+            status: resp.status,
+            body,
+            raw: resp.body,
+        })
+    }
+
+    /// One request with extra headers (a forwarding API server's identity headers).
+    pub fn request_with_headers(
+        &mut self,
+        method: &str,
+        target: &str,
+        content_type: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Reply, String> {
+        self.conn = None;
+        let resp = self.once_with(method, target, content_type, headers, body)?;
+        self.conn = None;
         let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
         Ok(Reply {
             status: resp.status,

@@ -33,6 +33,7 @@ pub mod gofmt;
 pub mod http;
 pub mod kubeclient;
 pub mod kubectl;
+pub mod kubelet;
 pub mod manifests;
 pub mod multicall;
 pub mod pki;

@@ -222,3 +222,22 @@ pub fn write_control_plane(manifests_dir: &Path, cfg: &InitConfig) -> Result<Vec
     }
     Ok(lines)
 }
+
+/// Flag that makes a joined control plane's API server serve the shared store of the first
+/// one (the simulation's stand-in for stacked etcd replication; docs/simulation.md).
+pub const STORE_UPSTREAM_FLAG: &str = "--kbs-store-upstream";
+
+/// Adds `--kbs-store-upstream=<url>` to a written kube-apiserver manifest.
+pub fn add_store_upstream(manifest: &Path, upstream: &str) -> Result<(), PkiError> {
+    let text = std::fs::read_to_string(manifest).map_err(|e| PkiError::Write {
+        path: manifest.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let needle = "    - kube-apiserver\n";
+    let text = text.replacen(
+        needle,
+        &format!("{needle}    - {STORE_UPSTREAM_FLAG}={upstream}\n"),
+        1,
+    );
+    write_file(manifest, text.as_bytes(), 0o600)
+}

@@ -40,21 +40,8 @@ pub fn main(mut args: Vec<String>) -> i32 {
         "kubectl" => crate::kubectl::main(&args[1..]),
         "containerd" => crate::containerd::main(&args),
         "crictl" => crate::containerd::crictl(&args),
-        _ => kubelet(&args),
+        _ => crate::kubelet::main(&args[1..]),
     }
-}
-
-/// The kubelet front, so far only what kubeadm's `KubeletVersion` check runs.
-fn kubelet(args: &[String]) -> i32 {
-    if args.iter().any(|a| a == "--version" || a == "--version=true") {
-        println!(
-            "Kubernetes {}",
-            crate::version::Version::current_for("kubelet").git_version()
-        );
-        return 0;
-    }
-    eprintln!("kbs-sim: the simulated kubelet is not implemented yet (see docs/simulation.md)");
-    1
 }
 
 #[cfg(test)]

@@ -87,3 +87,53 @@ pub fn subject_identity(der: &[u8]) -> Option<(String, Vec<String>)> {
         .collect();
     Some((cn, orgs))
 }
+
+/// Accepts any server certificate: kubeadm's first cluster-info fetch, before it knows the
+/// CA (discovery/token `retrieveValidatedConfigInfo` uses an insecure client, then checks
+/// the JWS and the CA pin of what it got).
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client configuration that skips server verification (discovery only).
+pub fn insecure_client_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let p = Arc::new(provider::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(p.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err("TLS versions", e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny(p)))
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}

@@ -39,6 +39,12 @@ pub struct Config {
     /// Where the store persists (`None`: memory only).
     pub store_file: Option<PathBuf>,
     pub version: crate::version::Version,
+    /// `--kbs-store-upstream`: serve the store of that API server instead of a local one
+    /// (joined control planes; docs/simulation.md), authenticating as
+    /// `--kubelet-client-certificate`/`--kubelet-client-key`.
+    pub store_upstream: Option<String>,
+    pub proxy_cert_file: PathBuf,
+    pub proxy_key_file: PathBuf,
 }
 
 impl Config {
@@ -80,9 +86,21 @@ impl Config {
             node_port_range: range,
             store_file: Some(PathBuf::from(etcd_dir).join("member/kbs-sim-store.json")),
             version: crate::version::Version::current_for("kube-apiserver"),
+            store_upstream: flag("kbs-store-upstream"),
+            proxy_cert_file: flag("kubelet-client-certificate")
+                .unwrap_or_else(|| format!("{pki}/apiserver-kubelet-client.crt"))
+                .into(),
+            proxy_key_file: flag("kubelet-client-key")
+                .unwrap_or_else(|| format!("{pki}/apiserver-kubelet-client.key"))
+                .into(),
         })
     }
 }
+
+/// The CN a forwarding peer API server presents, and the identity headers it sets.
+const PROXY_USER: &str = "kube-apiserver-kubelet-client";
+const HDR_USER: &str = "X-Remote-User";
+const HDR_GROUP: &str = "X-Remote-Group";
 
 /// One API server: configuration, the store, the CA that signs CSRs.
 pub struct ApiServer {
@@ -272,8 +290,45 @@ impl ApiServer {
     /// Authenticates and serves one request. `peer_cert` is the verified client
     /// certificate (DER) if the client presented one.
     pub fn handle(&self, req: &Request, peer_cert: Option<&[u8]>) -> Response {
+        if let Some(up) = &self.config.store_upstream {
+            if !matches!(req.path.as_str(), "/healthz" | "/livez" | "/readyz" | "/version") {
+                return self.forward(up, req, peer_cert);
+            }
+        }
         self.tick();
         let now = self.clock.now();
+        let peer_id = peer_cert.and_then(crate::tls::subject_identity);
+        // A peer API server forwarding for its client (see `forward`).
+        if peer_id.as_ref().is_some_and(|(cn, _)| cn == PROXY_USER) {
+            if let Some(user) = req.header(HDR_USER) {
+                let groups = req
+                    .header(HDR_GROUP)
+                    .map(|g| {
+                        g.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return self.handle_as(
+                    req,
+                    &Identity {
+                        user: user.to_string(),
+                        groups,
+                    },
+                );
+            }
+            if req.header("Authorization").is_some() {
+                let id = {
+                    let s = self.store();
+                    authz::authenticate(&s, None, req.header("Authorization"), now)
+                };
+                return match id {
+                    Ok(id) => self.handle_as(req, &id),
+                    Err(_) => status(401, "Unauthorized", "Unauthorized", None),
+                };
+            }
+        }
         let id = {
             let s = self.store();
             match authz::authenticate(&s, peer_cert, req.header("Authorization"), now) {
@@ -282,6 +337,66 @@ impl ApiServer {
             }
         };
         self.handle_as(req, &id)
+    }
+
+    /// Forwards a request to the API server that holds the store, with the caller's
+    /// identity in request headers (the requestheader pattern of kube-aggregator; here the
+    /// trusted peer is any holder of an `apiserver-kubelet-client` certificate).
+    fn forward(&self, upstream: &str, req: &Request, peer_cert: Option<&[u8]>) -> Response {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+        let kc = crate::kubeclient::Kubeconfig {
+            server: upstream.to_string(),
+            ca_pem: read(&self.config.client_ca_file),
+            client_cert_pem: Some(read(&self.config.proxy_cert_file)),
+            client_key_pem: Some(read(&self.config.proxy_key_file)),
+            token: None,
+        };
+        let mut client = match crate::kubeclient::Client::new(kc) {
+            Ok(c) => c,
+            Err(e) => {
+                return status(
+                    503,
+                    "ServiceUnavailable",
+                    &format!("etcdserver: request timed out ({e})"),
+                    None,
+                )
+            }
+        };
+        let mut headers: Vec<(String, String)> = Vec::new();
+        match peer_cert.and_then(crate::tls::subject_identity) {
+            Some((user, mut groups)) => {
+                groups.push("system:authenticated".into());
+                headers.push((HDR_USER.into(), user));
+                headers.push((HDR_GROUP.into(), groups.join(",")));
+            }
+            None => match req.header("Authorization") {
+                Some(a) => headers.push(("Authorization".into(), a.to_string())),
+                None => {
+                    headers.push((HDR_USER.into(), "system:anonymous".into()));
+                    headers.push((HDR_GROUP.into(), "system:unauthenticated".into()));
+                }
+            },
+        }
+        let query: Vec<String> = req
+            .query
+            .iter()
+            .map(|(k, v)| format!("{}={}", crate::http::url_encode(k), crate::http::url_encode(v)))
+            .collect();
+        let target = if query.is_empty() {
+            req.path.clone()
+        } else {
+            format!("{}?{}", req.path, query.join("&"))
+        };
+        let ct = req.header("Content-Type").unwrap_or("").to_string();
+        match client.request_with_headers(&req.method, &target, &ct, &headers, &req.body) {
+            Ok(r) => Response {
+                status: r.status,
+                content_type: "application/json".into(),
+                body: r.raw,
+            },
+            // The store is unreachable: what an API server says when etcd has no quorum.
+            Err(_) => status(500, "InternalError", "etcdserver: request timed out", None),
+        }
     }
 
     /// Serves a request for an authenticated identity.
@@ -526,6 +641,22 @@ impl ApiServer {
         if r.kind == "Service" && r.group.is_empty() {
             admission::admit_service(s, obj, self.config.node_port_range)
                 .map_err(|m| invalid(m, r, &name))?;
+        }
+        if r.kind == "EtcdMember" && obj.pointer("/spec/isLearner").and_then(Value::as_bool) == Some(true) {
+            // etcd allows one learner at a time (server/etcdserver `ErrTooManyLearners`,
+            // `maxLearners` = 1): a second concurrent control-plane join fails here.
+            let other_learner = s.list(&r.api_version(), &r.kind, None).into_iter().any(|m| {
+                m.pointer("/spec/isLearner").and_then(Value::as_bool) == Some(true)
+                    && m.pointer("/metadata/name") != obj.pointer("/metadata/name")
+            });
+            if other_learner {
+                return Err(status(
+                    500,
+                    "InternalError",
+                    "etcdserver: too many learner members in cluster",
+                    None,
+                ));
+            }
         }
         if r.kind == "Namespace" && obj.get("status").is_none() {
             obj["status"] = json!({"phase": "Active"});

@@ -180,6 +180,8 @@ const BUILTIN: &[(&str, &str, &str, &str, bool, &str)] = &[
         true,
         "",
     ),
+    // The simulated etcd's membership (kubeadm's learner add/promote goes through it).
+    ("kbs-sim.io", "v1", "etcdmembers", "EtcdMember", false, ""),
 ];
 
 fn builtin() -> impl Iterator<Item = Resource> {

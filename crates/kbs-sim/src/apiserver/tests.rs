@@ -47,6 +47,9 @@ impl Fixture {
             node_port_range: range,
             store_file: Some(p.join("etcd/member/kbs-sim-store.json")),
             version: crate::version::Version::new(1, 36, 4),
+            store_upstream: None,
+            proxy_cert_file: p.join("apiserver-kubelet-client.crt"),
+            proxy_key_file: p.join("apiserver-kubelet-client.key"),
         };
         let server = Arc::new(
             ApiServer::from_config(config, Clock::with_offset_file(p.join("clock-offset"))).unwrap(),

@@ -23,6 +23,9 @@ pub struct Context {
     pub live: bool,
     /// The answer to a prompt (tests); `None` reads a line from stdin.
     pub stdin_line: Option<String>,
+    /// How long init waits for the API server (kubeadm's default
+    /// `controlPlaneComponentHealthCheck` is 4m0s; tests shorten it).
+    pub control_plane_timeout: std::time::Duration,
 }
 
 impl Context {
@@ -40,6 +43,7 @@ impl Context {
             stderr: String::new(),
             live: true,
             stdin_line: None,
+            control_plane_timeout: std::time::Duration::from_secs(240),
         }
     }
 

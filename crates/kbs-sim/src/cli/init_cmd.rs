@@ -1,7 +1,6 @@
 //! `kubeadm init` up to the point where the API server is needed: config → preflight →
 //! certs → kubeconfig → etcd/control-plane manifests → kubelet-start files.
-//! The phases from wait-control-plane on come with the simulated API server (next step,
-//! see docs/simulation.md).
+//! The phases from kubelet-start's `systemctl restart kubelet` on are in `init_api`.
 
 use serde_json::json;
 
@@ -142,6 +141,25 @@ pub fn run(args: InitArgs, ctx: &mut Context) -> Result<(), Failure> {
         let cfg = load(config.as_deref(), None, ctx)?;
         return run_preflight(&cfg, ignore_preflight_errors, ctx);
     }
+    if let Some(super::InitPhase::Phase {
+        phase:
+            InitPhaseName::UploadCerts {
+                upload_certs,
+                certificate_key,
+                skip_certificate_key_print,
+                kubeconfig,
+                ..
+            },
+    }) = &args.phase
+    {
+        return super::token_cmd::upload_certs_phase(
+            *upload_certs,
+            certificate_key.clone(),
+            *skip_certificate_key_print,
+            kubeconfig,
+            ctx,
+        );
+    }
     let cfg = load(args.config.as_deref(), Some(&args), ctx)?;
     ctx.out(&format!(
         "[init] Using Kubernetes version: {}",
@@ -179,15 +197,13 @@ pub fn run(args: InitArgs, ctx: &mut Context) -> Result<(), Failure> {
     for l in &lines {
         ctx.out(l);
     }
-    write_kubelet_files(&cfg, ctx)?;
-    Err(phase(
-        "wait-control-plane",
-        "kbs-sim: the simulated kubelet and API server are not implemented yet (see docs/simulation.md)",
-    ))
+    let kubelet_yaml = write_kubelet_files(&cfg, ctx)?;
+    super::init_api::run(&cfg, &args, &kubelet_yaml, &ca, ctx)
 }
 
-/// kubelet-start: /var/lib/kubelet/config.yaml and kubeadm-flags.env.
-fn write_kubelet_files(cfg: &InitConfig, ctx: &mut Context) -> Result<(), Failure> {
+/// kubelet-start: /var/lib/kubelet/config.yaml and kubeadm-flags.env; returns the
+/// KubeletConfiguration YAML (uploaded as the `kubelet-config` ConfigMap).
+pub(super) fn write_kubelet_files(cfg: &InitConfig, ctx: &mut Context) -> Result<String, Failure> {
     let env_path = "/var/lib/kubelet/kubeadm-flags.env";
     let mut flags = vec![format!(
         "--container-runtime-endpoint={}",
@@ -221,7 +237,7 @@ fn write_kubelet_files(cfg: &InitConfig, ctx: &mut Context) -> Result<(), Failur
         0o644,
     )
     .map_err(werr)?;
-    Ok(())
+    Ok(conf_text)
 }
 
 /// The probe with file checks moved under `KBS_SIM_ROOT` (/proc stays the real one).

@@ -1,6 +1,5 @@
-//! `kubeadm join` up to discovery: config → preflight → CA pin format. Talking to the
-//! cluster (cluster-info, token JWS, uploaded certs, TLS bootstrap) comes with the
-//! simulated API server (docs/simulation.md).
+//! `kubeadm join`: config → preflight, then `join_api` (discovery, TLS bootstrap,
+//! control-plane preparation).
 
 use serde_json::json;
 
@@ -129,16 +128,5 @@ pub fn run(a: JoinArgs, ctx: &mut Context) -> Result<(), Failure> {
     if report.failed {
         return Err(phase("preflight", preflight::PREFLIGHT_FAILED));
     }
-    if let Some(bt) = &cfg.join.discovery.bootstrap_token {
-        crate::discovery::PinSet::from_hashes(&bt.ca_cert_hashes).map_err(|e| {
-            phase(
-                "preflight",
-                format!("couldn't validate the identity of the API Server: {e}"),
-            )
-        })?;
-    }
-    Err(phase(
-        "preflight",
-        "couldn't validate the identity of the API Server: kbs-sim: the simulated API server is not implemented yet (see docs/simulation.md)",
-    ))
+    super::join_api::run(&cfg, ctx)
 }

@@ -4,11 +4,15 @@
 //! stack-trace hint on stderr, exit status 1. Phase failures read
 //! `error execution phase <phase>: <msg>` (cmd/phases/workflow/runner.go).
 
+mod cluster;
 pub(crate) mod config_cmd;
 mod context;
+mod init_api;
 mod init_cmd;
+mod join_api;
 mod join_cmd;
 mod reset_cmd;
+mod token_cmd;
 mod version_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -62,6 +66,42 @@ pub enum Command {
 pub enum TokenCommand {
     /// Generate and print a bootstrap token, but do not create it on the server.
     Generate,
+    /// Create bootstrap tokens on the server.
+    Create {
+        /// The token to create (generated when omitted).
+        token: Option<String>,
+        #[arg(long = "ttl", default_value = "24h0m0s")]
+        ttl: String,
+        #[arg(long = "description", default_value = "")]
+        description: String,
+        #[arg(
+            long = "usages",
+            value_delimiter = ',',
+            default_value = "signing,authentication"
+        )]
+        usages: Vec<String>,
+        #[arg(
+            long = "groups",
+            value_delimiter = ',',
+            default_value = "system:bootstrappers:kubeadm:default-node-token"
+        )]
+        groups: Vec<String>,
+        #[arg(long = "print-join-command")]
+        print_join_command: bool,
+        #[arg(long = "kubeconfig", default_value = "/etc/kubernetes/admin.conf")]
+        kubeconfig: String,
+    },
+    /// List bootstrap tokens on the server.
+    List {
+        #[arg(long = "kubeconfig", default_value = "/etc/kubernetes/admin.conf")]
+        kubeconfig: String,
+    },
+    /// Delete bootstrap tokens on the server.
+    Delete {
+        tokens: Vec<String>,
+        #[arg(long = "kubeconfig", default_value = "/etc/kubernetes/admin.conf")]
+        kubeconfig: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +171,19 @@ pub enum InitPhaseName {
         config: Option<String>,
         #[arg(long = "ignore-preflight-errors", value_delimiter = ',')]
         ignore_preflight_errors: Vec<String>,
+    },
+    /// Upload certificates to kubeadm-certs.
+    UploadCerts {
+        #[arg(long = "config")]
+        config: Option<String>,
+        #[arg(long = "upload-certs")]
+        upload_certs: bool,
+        #[arg(long = "certificate-key")]
+        certificate_key: Option<String>,
+        #[arg(long = "skip-certificate-key-print")]
+        skip_certificate_key_print: bool,
+        #[arg(long = "kubeconfig", default_value = "/etc/kubernetes/admin.conf")]
+        kubeconfig: String,
     },
 }
 
@@ -207,6 +260,7 @@ pub fn run(cmd: Kubeadm, ctx: &mut Context) -> Result<(), Failure> {
             ctx.out(&t.to_string());
             Ok(())
         }
+        Command::Token { command } => token_cmd::run(command, ctx),
         Command::Certs {
             command: CertsCommand::CertificateKey,
         } => {
@@ -240,3 +294,5 @@ pub fn main_with(args: Vec<String>) -> i32 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cluster;

@@ -37,6 +37,7 @@ fn run_with(args: &[&str], host: FakeHost, version: Version, files: &[(&str, &st
         stderr: String::new(),
         live: false,
         stdin_line: Some("n\n".to_string()),
+        control_plane_timeout: std::time::Duration::from_millis(300),
     };
     let parsed = Kubeadm::try_parse_from(argv).unwrap();
     let result = run(parsed, &mut ctx);
@@ -256,6 +257,7 @@ fn reset_undoes_init_and_asks_first() {
         stderr: String::new(),
         live: false,
         stdin_line: None,
+        control_plane_timeout: std::time::Duration::from_millis(300),
     };
     run(
         Kubeadm::try_parse_from(["kubeadm", "reset", "-f"]).unwrap(),

@@ -61,6 +61,29 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// Go's `time.Duration.String()` for the values kubeadm prints (`4m0s`, `1.5s`, `2h0m0s`, `250ms`).
+pub fn format_go_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return if ms == 0 { "0s".into() } else { format!("{ms}ms") };
+    }
+    let h = ms / 3_600_000;
+    let m = (ms / 60_000) % 60;
+    let s = (ms % 60_000) as f64 / 1000.0;
+    let secs = {
+        let t = format!("{s:.3}");
+        let t = t.trim_end_matches('0').trim_end_matches('.').to_string();
+        format!("{t}s")
+    };
+    if h > 0 {
+        format!("{h}h{m}m{secs}")
+    } else if m > 0 {
+        format!("{m}m{secs}")
+    } else {
+        secs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +106,16 @@ mod tests {
             parse_go_duration("5d").unwrap_err(),
             "time: unknown unit \"d\" in duration \"5d\""
         );
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    #[test]
+    fn go_duration_strings() {
+        use std::time::Duration;
+        assert_eq!(super::format_go_duration(Duration::from_secs(240)), "4m0s");
+        assert_eq!(super::format_go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(super::format_go_duration(Duration::from_millis(250)), "250ms");
     }
 }

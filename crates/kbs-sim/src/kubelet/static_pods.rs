@@ -1,0 +1,165 @@
+//! Static pods: the manifests in /etc/kubernetes/manifests, "run" as child processes of
+//! the kubelet (the same kbs-sim binary under the component's name), restarted when the
+//! manifest changes and stopped when it disappears (kubeadm reset removes them). The state
+//! goes to `containerd::`-readable /run/kbs-sim/pods.json for `crictl ps`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+
+use serde_json::{json, Value};
+
+use super::Root;
+
+pub const MANIFESTS: &str = "/etc/kubernetes/manifests";
+pub const PODS_STATE: &str = "/run/kbs-sim/pods.json";
+
+/// A static pod's container: its name, image and command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSpec {
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+}
+
+impl PodSpec {
+    /// The image tag as a version (`registry.k8s.io/kube-apiserver:v1.36.4` → `1.36.4`).
+    pub fn version(&self) -> Option<String> {
+        let tag = self.image.rsplit(':').next()?;
+        crate::version::Version::parse(tag).map(|v| format!("{}.{}.{}", v.major, v.minor, v.patch))
+    }
+}
+
+/// Parses a static pod manifest (first container; `command` plus `args`).
+pub fn parse_manifest(text: &str) -> Option<PodSpec> {
+    let v: Value = serde_yaml::from_str(text).ok()?;
+    let c = v.pointer("/spec/containers/0")?;
+    let mut command: Vec<String> = c
+        .get("command")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    command.extend(
+        c.get("args")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    Some(PodSpec {
+        name: v.pointer("/metadata/name")?.as_str()?.to_string(),
+        image: c.get("image").and_then(Value::as_str).unwrap_or("").to_string(),
+        command,
+    })
+}
+
+/// Components that are processes; the rest run inside the API server.
+const PROCESSES: &[&str] = &["kube-apiserver", "kube-vip"];
+
+pub struct StaticPods {
+    root: Root,
+    running: BTreeMap<String, (PodSpec, Option<Child>)>,
+}
+
+impl StaticPods {
+    pub fn new(root: Root) -> StaticPods {
+        StaticPods {
+            root,
+            running: BTreeMap::new(),
+        }
+    }
+
+    fn wanted(&self) -> BTreeMap<String, PodSpec> {
+        let dir = self.root.path(MANIFESTS);
+        let mut out = BTreeMap::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.extension()
+                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+            {
+                if let Some(spec) = std::fs::read_to_string(&p).ok().and_then(|t| parse_manifest(&t)) {
+                    out.insert(spec.name.clone(), spec);
+                }
+            }
+        }
+        out
+    }
+
+    fn start(&self, spec: &PodSpec) -> Option<Child> {
+        let exe = std::env::current_exe().ok()?;
+        let program = spec.command.first()?;
+        let tool = std::path::Path::new(program).file_name()?.to_str()?.to_string();
+        if !PROCESSES.contains(&tool.as_str()) {
+            return None;
+        }
+        let mut cmd = Command::new(exe);
+        cmd.arg(&tool).args(&spec.command[1..]);
+        if let Some(v) = spec.version() {
+            cmd.env(format!("KBS_SIM_{}_VERSION", tool.to_uppercase()), v);
+        }
+        cmd.spawn().ok()
+    }
+
+    /// Starts, restarts and stops processes to match the manifests; writes the pod list.
+    pub fn sync(&mut self) {
+        let wanted = self.wanted();
+        let gone: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, (spec, _))| wanted.get(*name) != Some(spec))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in gone {
+            if let Some((_, Some(mut child))) = self.running.remove(&name) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for (name, spec) in wanted {
+            let restart = match self.running.get_mut(&name) {
+                None => true,
+                Some((_, Some(child))) => matches!(child.try_wait(), Ok(Some(_))),
+                Some((_, None)) => false,
+            };
+            if restart {
+                let child = self.start(&spec);
+                self.running.insert(name, (spec, child));
+            }
+        }
+        let pods: Vec<Value> = self
+            .running
+            .iter()
+            .enumerate()
+            .map(|(i, (name, (spec, child)))| {
+                json!({"id": format!("{:013x}", i + 1), "name": name, "image": spec.image,
+                    "pod": format!("{name}-{}", hostname()), "podId": format!("{:013x}", 100 + i),
+                    "pid": child.as_ref().map(Child::id)})
+            })
+            .collect();
+        let path: PathBuf = self.root.path(PODS_STATE);
+        if let Some(d) = path.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = std::fs::write(path, serde_json::to_vec(&pods).unwrap_or_default());
+    }
+}
+
+impl Drop for StaticPods {
+    fn drop(&mut self) {
+        for (_, (_, child)) in self.running.iter_mut() {
+            if let Some(c) = child {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
