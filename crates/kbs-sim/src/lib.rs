@@ -31,6 +31,7 @@ pub mod containerd;
 pub mod discovery;
 pub mod gofmt;
 pub mod http;
+pub mod kube_vip;
 pub mod kubeclient;
 pub mod kubectl;
 pub mod kubelet;

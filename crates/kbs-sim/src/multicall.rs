@@ -5,11 +5,12 @@
 use std::path::Path;
 
 /// The tools this binary can be.
-pub const TOOLS: [&str; 6] = [
+pub const TOOLS: [&str; 7] = [
     "kubeadm",
     "kubelet",
     "kube-apiserver",
     "kubectl",
+    "kube-vip",
     "containerd",
     "crictl",
 ];
@@ -38,6 +39,7 @@ pub fn main(mut args: Vec<String>) -> i32 {
         "kubeadm" => crate::cli::main_with(args),
         "kube-apiserver" => crate::apiserver::main(&args[1..]),
         "kubectl" => crate::kubectl::main(&args[1..]),
+        "kube-vip" => crate::kube_vip::main(&args[1..]),
         "containerd" => crate::containerd::main(&args),
         "crictl" => crate::containerd::crictl(&args),
         _ => crate::kubelet::main(&args[1..]),

@@ -20,9 +20,31 @@ pub struct PodSpec {
     pub name: String,
     pub image: String,
     pub command: Vec<String>,
+    /// `env` name/value pairs.
+    pub env: Vec<(String, String)>,
+    /// (mountPath, hostPath) of hostPath volumes.
+    pub mounts: Vec<(String, String)>,
 }
 
 impl PodSpec {
+    /// The tool to run and its arguments: the image's name when it is a simulated
+    /// component (kube-vip's manifest has only `args: [manager]`), else `command[0]`.
+    pub fn process(&self) -> Option<(String, Vec<String>)> {
+        let from_image = self.image.rsplit('/').next()?.split(':').next()?.to_string();
+        if PROCESSES.contains(&from_image.as_str()) {
+            let args = match self.command.first() {
+                Some(c) if c.ends_with(&from_image) => self.command[1..].to_vec(),
+                _ => self.command.clone(),
+            };
+            return Some((from_image, args));
+        }
+        let first = self.command.first()?;
+        let tool = std::path::Path::new(first).file_name()?.to_str()?.to_string();
+        PROCESSES
+            .contains(&tool.as_str())
+            .then(|| (tool, self.command[1..].to_vec()))
+    }
+
     /// The image tag as a version (`registry.k8s.io/kube-apiserver:v1.36.4` → `1.36.4`).
     pub fn version(&self) -> Option<String> {
         let tag = self.image.rsplit(':').next()?;
@@ -49,10 +71,44 @@ pub fn parse_manifest(text: &str) -> Option<PodSpec> {
             })
             .unwrap_or_default(),
     );
+    let env = c
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.get("name")?.as_str()?.to_string(),
+                e.get("value").and_then(Value::as_str).unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    let volumes = v
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mounts = c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let name = m.get("name")?.as_str()?;
+            let host = volumes
+                .iter()
+                .find(|vol| vol.get("name").and_then(Value::as_str) == Some(name))?
+                .pointer("/hostPath/path")?
+                .as_str()?;
+            Some((m.get("mountPath")?.as_str()?.to_string(), host.to_string()))
+        })
+        .collect();
     Some(PodSpec {
         name: v.pointer("/metadata/name")?.as_str()?.to_string(),
         image: c.get("image").and_then(Value::as_str).unwrap_or("").to_string(),
         command,
+        env,
+        mounts,
     })
 }
 
@@ -90,15 +146,26 @@ impl StaticPods {
 
     fn start(&self, spec: &PodSpec) -> Option<Child> {
         let exe = std::env::current_exe().ok()?;
-        let program = spec.command.first()?;
-        let tool = std::path::Path::new(program).file_name()?.to_str()?.to_string();
-        if !PROCESSES.contains(&tool.as_str()) {
-            return None;
-        }
+        let (tool, args) = spec.process()?;
         let mut cmd = Command::new(exe);
-        cmd.arg(&tool).args(&spec.command[1..]);
+        cmd.arg(&tool).args(args);
         if let Some(v) = spec.version() {
-            cmd.env(format!("KBS_SIM_{}_VERSION", tool.to_uppercase()), v);
+            cmd.env(
+                format!("KBS_SIM_{}_VERSION", tool.to_uppercase().replace('-', "_")),
+                v,
+            );
+        }
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        // kube-vip reads /etc/kubernetes/admin.conf inside its container: the host file
+        // mounted there (admin.conf or super-admin.conf) is what it really uses.
+        if let Some((_, host)) = spec
+            .mounts
+            .iter()
+            .find(|(m, _)| m == "/etc/kubernetes/admin.conf")
+        {
+            cmd.env("KBS_SIM_KUBE_VIP_KUBECONFIG", self.root.path(host));
         }
         cmd.spawn().ok()
     }

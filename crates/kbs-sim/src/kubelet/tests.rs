@@ -17,3 +17,29 @@ fn missing_config_is_the_kubelets_error_and_manifests_parse() {
     let err = client_kubeconfig(&root, "host01", Duration::from_millis(10)).unwrap_err();
     assert!(err.contains("unable to load bootstrap kubeconfig"), "{err}");
 }
+
+#[test]
+fn kube_vip_manifest_runs_kube_vip_with_its_mounted_kubeconfig() {
+    let m = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-vip\n  namespace: kube-system\nspec:\n  containers:\n  - args:\n    - manager\n    env:\n    - name: address\n      value: 10.61.0.10\n    - name: vip_arp\n      value: \"true\"\n    image: ghcr.io/kube-vip/kube-vip:v1.0.3\n    name: kube-vip\n    volumeMounts:\n    - mountPath: /etc/kubernetes/admin.conf\n      name: kubeconfig\n  hostNetwork: true\n  volumes:\n  - hostPath:\n      path: /etc/kubernetes/super-admin.conf\n    name: kubeconfig\n";
+    let spec = static_pods::parse_manifest(m).unwrap();
+    assert_eq!(
+        spec.process(),
+        Some(("kube-vip".to_string(), vec!["manager".to_string()]))
+    );
+    assert_eq!(
+        spec.mounts,
+        vec![(
+            "/etc/kubernetes/admin.conf".to_string(),
+            "/etc/kubernetes/super-admin.conf".to_string()
+        )]
+    );
+    assert!(spec
+        .env
+        .contains(&("address".to_string(), "10.61.0.10".to_string())));
+    let etcd = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\nspec:\n  containers:\n  - command:\n    - etcd\n    image: registry.k8s.io/etcd:3.6.5-0\n";
+    assert_eq!(
+        static_pods::parse_manifest(etcd).unwrap().process(),
+        None,
+        "etcd runs inside the API server"
+    );
+}
