@@ -57,7 +57,10 @@ impl Version {
         let env = |name: String| std::env::var(name).ok();
         let file = |path: String| std::fs::read_to_string(path).ok();
         let candidates = [
-            env(format!("KBS_SIM_{}_VERSION", tool.to_uppercase())),
+            env(format!(
+                "KBS_SIM_{}_VERSION",
+                tool.to_uppercase().replace('-', "_")
+            )),
             env("KBS_SIM_VERSION".to_string()),
             file(format!("/usr/share/kbs-sim/{tool}.version")),
             file(VERSION_FILE.to_string()),
