@@ -1,7 +1,8 @@
 //! `kernel_module`: modules loaded now (`modprobe`) and at every boot (a modules-load.d file,
 //! rendered from the `modules-load.conf.j2` template).
 //!
-//! Check: `/sys/module/NAME` exists (built-in modules count as loaded) and the file's content.
+//! Check: `/sys/module/NAME` exists or the kernel lists NAME in `modules.builtin` (built-in
+//! modules count as loaded), and the file's content.
 
 use serde::Deserialize;
 
@@ -23,13 +24,15 @@ fn default_file() -> String {
 }
 
 pub fn check_script(args: &Args) -> String {
-    let mut s = String::from("LC_ALL=C; export LC_ALL\n");
+    // A built-in module is always loaded. Most kernels also list built-ins under /sys/module, but
+    // not all (nor every container's view of /sys): modules.builtin is the kernel's own list.
+    let mut s = String::from("LC_ALL=C; export LC_ALL\nbuiltin=/lib/modules/$(uname -r)/modules.builtin\n");
     let loops: String = args
         .names
         .iter()
         .map(|n| {
             format!(
-                "if [ -d /sys/module/{m} ]; then echo 'loaded {n}'; else echo 'missing {n}'; fi\n",
+                "if [ -d /sys/module/{m} ] || grep -qs '/{n}\\.ko' \"$builtin\"; then echo 'loaded {n}'; else echo 'missing {n}'; fi\n",
                 m = sh_quote(n)
             )
         })
