@@ -82,12 +82,22 @@ pub enum Command {
 pub struct CheckArgs {
     /// The inventory file.
     pub inventory: PathBuf,
+
+    /// Only these hosts: comma-separated names, globs (host0*), role:control-plane, group:NAME.
+    /// Default: every host of the inventory (a host meant to join later can be left out).
+    #[arg(long, short = 'H', value_name = "PATTERN")]
+    pub hosts: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The inventory file.
     pub inventory: PathBuf,
+
+    /// Only these hosts: comma-separated names, globs (host0*), role:control-plane, group:NAME.
+    /// Default: every host of the inventory (a host meant to join later can be left out).
+    #[arg(long, short = 'H', value_name = "PATTERN")]
+    pub hosts: Option<String>,
 
     /// Stop after this phase (see `kbs apply --help` for the phases).
     #[arg(long, value_name = "PHASE")]

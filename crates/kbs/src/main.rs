@@ -69,7 +69,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Check(args) => {
             let defaults = access_defaults(&cli.global)?;
-            commands::check::run(&args.inventory, defaults, forks).await
+            commands::check::run(&args.inventory, args.hosts.as_deref(), defaults, forks).await
         }
         Command::Plan(args) => {
             let defaults = access_defaults(&cli.global)?;
@@ -86,6 +86,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 fn apply_request(args: PlanArgs, check_only: bool, show_diffs: bool, global: &GlobalOptions) -> ApplyRequest {
     ApplyRequest {
         inventory: args.inventory,
+        hosts: args.hosts,
         until: args.until,
         check_only,
         playbooks: args.playbooks,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use kbs_engine::{Engine, EventSink, Library, Mode};
 
-use crate::commands::load_inventory;
+use crate::commands::{load_inventory, select_hosts};
 use crate::connect::connect_hosts;
 use crate::failure::Failure;
 use crate::output::report::{self, Detail, OutputFormat};
@@ -18,6 +18,7 @@ use crate::targets::AccessDefaults;
 /// What `apply` and `plan` take.
 pub struct ApplyRequest {
     pub inventory: PathBuf,
+    pub hosts: Option<String>,
     pub until: Option<String>,
     pub check_only: bool,
     pub playbooks: Option<PathBuf>,
@@ -57,7 +58,8 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
         kbs_cluster::vars(&inventory, &options).map_err(|error| Failure::BadInput(error.to_string()))?;
 
     let (sender, reporter) = report::start(request.output, request.detail);
-    let hosts = connect_hosts(&inventory, &inventory.hosts, &defaults, forks).await;
+    let selected = select_hosts(&inventory, request.hosts.as_deref())?;
+    let hosts = connect_hosts(&inventory, &selected, &defaults, forks).await;
     let mode = if request.check_only {
         Mode::Check
     } else {

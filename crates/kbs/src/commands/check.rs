@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use kbs_engine::{Engine, Facts, HostFailure, Library, NoEvents, Script, Transport, Vars};
 use kbs_ssh::run_windowed;
 
-use crate::commands::load_inventory;
+use crate::commands::{load_inventory, select_hosts};
 use crate::connect::connect_hosts;
 use crate::failure::Failure;
 use crate::targets::AccessDefaults;
@@ -23,9 +23,15 @@ use kbs_cluster::{Finding, Level};
 /// Listening TCP ports, one per line (`ss` is in iproute2, on every Debian and Ubuntu host).
 const LISTENING_PORTS: &str = "ss -Hltn | awk '{n = split($4, a, \":\"); print a[n]}' | sort -un";
 
-pub async fn run(inventory_path: &Path, defaults: AccessDefaults, forks: usize) -> Result<(), Failure> {
+pub async fn run(
+    inventory_path: &Path,
+    pattern: Option<&str>,
+    defaults: AccessDefaults,
+    forks: usize,
+) -> Result<(), Failure> {
     let inventory = load_inventory(inventory_path)?;
-    let hosts = connect_hosts(&inventory, &inventory.hosts, &defaults, forks).await;
+    let selected = select_hosts(&inventory, pattern)?;
+    let hosts = connect_hosts(&inventory, &selected, &defaults, forks).await;
     let transports: Vec<(String, Arc<dyn Transport>)> = hosts
         .iter()
         .map(|(host, transport)| (host.name.clone(), Arc::clone(transport)))
@@ -51,7 +57,7 @@ pub async fn run(inventory_path: &Path, defaults: AccessDefaults, forks: usize) 
     let order = |f: &Finding| inventory.hosts.iter().position(|h| h.name == f.host);
     findings.sort_by(|a, b| order(a).cmp(&order(b)).then(a.level.cmp(&b.level)));
 
-    println!("{}", host_table(&inventory.hosts, &facts, &findings));
+    println!("{}", host_table(&selected, &facts, &findings));
     if !findings.is_empty() {
         println!("\n{}", finding_lines(&findings));
     }
@@ -59,8 +65,8 @@ pub async fn run(inventory_path: &Path, defaults: AccessDefaults, forks: usize) 
     let warnings = findings.len() - blocking;
     println!(
         "\n{} host{}: {blocking} blocking problem{}, {warnings} warning{}",
-        inventory.hosts.len(),
-        plural(inventory.hosts.len()),
+        selected.len(),
+        plural(selected.len()),
         plural(blocking),
         plural(warnings)
     );

@@ -8,26 +8,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use kbs_inventory::Host;
 use kbs_ssh::{run_windowed, Chunk, Command, Connection, Privilege};
 
 use crate::cli::ExecArgs;
-use crate::commands::load_inventory;
+use crate::commands::{load_inventory, select_hosts};
 use crate::failure::Failure;
 use crate::output::hosts::{HostOutcome, HostPrinter, Summary};
 use crate::targets::{host_access, AccessDefaults};
 
 pub async fn run(args: ExecArgs, defaults: AccessDefaults, forks: usize) -> Result<(), Failure> {
     let inventory = load_inventory(&args.inventory)?;
-    let hosts: Vec<Host> = match &args.hosts {
-        Some(pattern) => inventory
-            .select(pattern)
-            .map_err(|error| Failure::BadInput(format!("--hosts {pattern}: {error}")))?
-            .into_iter()
-            .cloned()
-            .collect(),
-        None => inventory.hosts.clone(),
-    };
+    let hosts = select_hosts(&inventory, args.hosts.as_deref())?;
     // Joined with spaces and run by the remote shell, exactly as OpenSSH's `ssh host CMD…` does.
     let script = args.command.join(" ");
     let printer = Arc::new(HostPrinter::new(

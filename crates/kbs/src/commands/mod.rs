@@ -6,7 +6,7 @@ pub mod exec;
 
 use std::path::Path;
 
-use kbs_inventory::{Inventory, InventoryError};
+use kbs_inventory::{Host, Inventory, InventoryError};
 
 use crate::failure::Failure;
 
@@ -24,4 +24,17 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, Failure> {
         eprintln!("{warning}\n");
     }
     Ok(loaded.inventory)
+}
+
+/// The hosts `--hosts PATTERN` selects (all without a pattern), in inventory order.
+pub fn select_hosts(inventory: &Inventory, pattern: Option<&str>) -> Result<Vec<Host>, Failure> {
+    match pattern {
+        None => Ok(inventory.hosts.clone()),
+        Some(pattern) => Ok(inventory
+            .select(pattern)
+            .map_err(|error| Failure::BadInput(format!("--hosts {pattern}: {error}")))?
+            .into_iter()
+            .cloned()
+            .collect()),
+    }
 }
