@@ -15,6 +15,10 @@ use super::{Context, Failure};
 use crate::config::JoinConfig;
 use crate::kubeclient::{Client, Kubeconfig};
 
+/// How long a new member stays a learner before it is promoted: long enough that two
+/// control-plane joins started together collide, as they do on real etcd.
+const LEARNER_CATCH_UP: Duration = Duration::from_secs(3);
+
 fn phase(name: &str, msg: impl Into<String>) -> Failure {
     Failure::Phase {
         phase: name.to_string(),
@@ -319,7 +323,7 @@ pub fn run(cfg: &JoinConfig, ctx: &mut Context) -> Result<(), Failure> {
         ctx.out("[etcd] Creating static Pod manifest for \"etcd\"");
         ctx.out("[etcd] Waiting for the new etcd member to join the cluster. This can take up to 40s");
         // The learner catches up, then is promoted (etcd's learner workflow).
-        std::thread::sleep(Duration::from_millis(1500));
+        std::thread::sleep(LEARNER_CATCH_UP);
         let path = format!("{}/{node}", cluster::ETCD_MEMBER_PATH);
         let r = a
             .request(

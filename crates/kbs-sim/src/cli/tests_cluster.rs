@@ -358,3 +358,41 @@ fn init_join_worker_and_control_plane_tokens_and_uploaded_certs() {
         .unwrap()
         .ok());
 }
+
+#[test]
+fn two_control_plane_joins_at_once_one_is_refused_by_etcd() {
+    let port = free_port("127.0.0.1");
+    let host01 = Node::new("host01", "127.0.0.1");
+    host01.write("kubeadm.yaml", &init_config(port));
+    let (r, out, err) = host01.kubeadm(&["init", "--config", "{root}/kubeadm.yaml", "--upload-certs"]);
+    assert!(r.is_ok(), "{r:?}\n{out}\n{err}");
+    let ca = std::fs::read_to_string(host01.root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+    let hash = crate::pki::ca_cert_hash(&ca).unwrap();
+    let joins: Vec<_> = [("host02", "127.0.0.2"), ("host03", "127.0.0.3")]
+        .into_iter()
+        .map(|(name, ip)| {
+            let node = Node::new(name, ip);
+            node.write(
+                "join.yaml",
+                &join_config(port, &hash, Some((ip, free_port(ip))), name),
+            );
+            std::thread::spawn(move || {
+                let (r, _, _) = node.kubeadm(&["join", "--config", "{root}/join.yaml"]);
+                (r, node)
+            })
+        })
+        .collect();
+    let results: Vec<_> = joins.into_iter().map(|j| j.join().unwrap()).collect();
+    let refused: Vec<String> = results
+        .iter()
+        .filter_map(|(r, _)| match r {
+            Err(Failure::Phase { phase, msg }) => Some(format!("{phase}: {msg}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        vec!["control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster".to_string()],
+        "exactly one of two simultaneous control-plane joins fails"
+    );
+}
