@@ -101,14 +101,23 @@ impl Net for RealNet {
     }
 }
 
-/// client-go's MicroTime format.
+/// client-go's MicroTime format (`2026-11-22T03:00:00.123456Z`).
 fn micro_time(t: SystemTime) -> String {
-    crate::clock::rfc3339(t).replace('Z', ".000000Z")
+    let micros = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_micros())
+        .unwrap_or(0);
+    crate::clock::rfc3339(t).replace('Z', &format!(".{micros:06}Z"))
 }
 
 fn parse_micro(s: &str) -> Option<SystemTime> {
-    let base = s.split('.').next()?;
-    crate::store::bootstrap::parse_rfc3339(&format!("{}Z", base.trim_end_matches('Z')))
+    let (base, frac) = s
+        .trim_end_matches('Z')
+        .split_once('.')
+        .unwrap_or((s.trim_end_matches('Z'), "0"));
+    let t = crate::store::bootstrap::parse_rfc3339(&format!("{base}Z"))?;
+    let micros: u64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
+    Some(t + Duration::from_micros(micros))
 }
 
 /// One kube-vip instance's election state.
@@ -374,7 +383,7 @@ mod tests {
         let env = |k: &str| match k {
             "address" => Some("10.61.0.10".to_string()),
             "vip_interface" => Some("host0".to_string()),
-            "vip_leaseduration" => Some("1".to_string()),
+            "vip_leaseduration" => Some("3".to_string()),
             "vip_renewdeadline" => Some("1".to_string()),
             "vip_retryperiod" => Some("1".to_string()),
             _ => None,
@@ -423,7 +432,7 @@ mod tests {
         two.step();
         assert!(!two.leader);
         // host01 stops renewing; after the lease duration host02 takes over.
-        std::thread::sleep(Duration::from_millis(2100));
+        std::thread::sleep(Duration::from_millis(3600));
         two.step();
         assert!(two.leader);
         assert_eq!(*net2.0.borrow(), vec!["10.61.0.10/32".to_string()]);
@@ -433,4 +442,10 @@ mod tests {
     }
 
     use crate::clock::Clock;
+
+    #[test]
+    fn micro_time_round_trip() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456);
+        assert_eq!(parse_micro(&micro_time(t)), Some(t));
+    }
 }
