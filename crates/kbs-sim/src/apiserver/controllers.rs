@@ -37,8 +37,8 @@ pub fn tick(store: &mut Store, ca: Option<&CertAuthority>, now: SystemTime) {
     store.collect_garbage(now);
     bootstrap::sign_cluster_info(store, now);
     csr_approve_and_sign(store, ca, now);
-    let cni = calico(store, now);
-    nodes(store, cni.is_ok(), now);
+    let cni = calico(store, now).ok();
+    nodes(store, cni.as_deref(), now);
     workloads(store, now);
 }
 
@@ -157,7 +157,11 @@ fn within(inner: &str, outer: &str) -> bool {
 }
 
 /// Calico's rule: Ok when the operator runs and every Installation pool lies within podSubnet.
-fn calico(store: &mut Store, now: SystemTime) -> Result<(), String> {
+/// Node annotation carrying the pod CIDR calico-node would write into the node's CNI
+/// config; the simulated kubelet writes /etc/cni/net.d/10-calico.conflist from it.
+pub const ANN_CNI_CIDR: &str = "kbs-sim.io/cni-pod-cidr";
+
+fn calico(store: &mut Store, now: SystemTime) -> Result<String, String> {
     let inst = store
         .get(&ObjectKey::new(
             "operator.tigera.io/v1",
@@ -190,10 +194,14 @@ fn calico(store: &mut Store, now: SystemTime) -> Result<(), String> {
     let result = match pools.iter().find(|p| !pods.iter().any(|pod| within(p, pod))) {
         Some(bad) => Err(calico_pool_error(bad, &pods)),
         None if pods.is_empty() && !pools.is_empty() => Err(calico_pool_error(&pools[0], &pods)),
-        None => Ok(()),
+        None => Ok(pools
+            .first()
+            .cloned()
+            .or_else(|| pods.first().cloned())
+            .unwrap_or_default()),
     };
     let (available, degraded, reason, message) = match &result {
-        Ok(()) => ("True", "False", "AllObjectsAvailable", String::new()),
+        Ok(_) => ("True", "False", "AllObjectsAvailable", String::new()),
         Err(e) => ("False", "True", "ResourceReadError", e.clone()),
     };
     let status = json!({"apiVersion": "operator.tigera.io/v1", "kind": "TigeraStatus", "metadata": {"name": "calico"},
@@ -219,7 +227,8 @@ fn calico(store: &mut Store, now: SystemTime) -> Result<(), String> {
 const NOT_READY_MSG: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
 
 /// Ready iff the CNI rule holds; the `node.kubernetes.io/not-ready` taint follows.
-fn nodes(store: &mut Store, cni_ok: bool, now: SystemTime) {
+fn nodes(store: &mut Store, cni: Option<&str>, now: SystemTime) {
+    let cni_ok = cni.is_some();
     let nodes: Vec<Value> = store.list("v1", "Node", None).into_iter().cloned().collect();
     for node in nodes {
         let mut next = node.clone();
@@ -260,6 +269,17 @@ fn nodes(store: &mut Store, cni_ok: bool, now: SystemTime) {
             }
         } else {
             next["spec"]["taints"] = json!(taints);
+        }
+        match cni {
+            Some(cidr) => next["metadata"]["annotations"][ANN_CNI_CIDR] = json!(cidr),
+            None => {
+                if let Some(a) = next
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    a.remove(ANN_CNI_CIDR);
+                }
+            }
         }
         if next != node {
             put(store, next, now);

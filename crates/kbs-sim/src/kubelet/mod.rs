@@ -228,6 +228,33 @@ pub fn register(c: &mut Client, n: &NodeFacts) -> Result<(), String> {
     }
 }
 
+/// The CNI config calico-node writes on each node once Calico runs (the API server's
+/// Calico rule publishes the pool on the Node as an annotation). Returns true when written.
+pub fn write_cni_config(root: &Root, c: &mut Client, node: &str) -> Result<bool, String> {
+    let r = c.get(&format!("/api/v1/nodes/{node}"))?;
+    let Some(cidr) = r
+        .body
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(crate::apiserver::controllers::ANN_CNI_CIDR))
+        .and_then(Value::as_str)
+    else {
+        return Ok(false);
+    };
+    let conf = json!({"name": "k8s-pod-network", "cniVersion": "0.3.1", "plugins": [
+        {"type": "calico", "log_level": "info", "datastore_type": "kubernetes", "nodename": node, "mtu": 0,
+         "ipam": {"type": "calico-ipam", "assign_ipv4": "true", "ipv4_pools": [cidr]},
+         "policy": {"type": "k8s"}, "kubernetes": {"kubeconfig": "/etc/cni/net.d/calico-kubeconfig"}},
+        {"type": "portmap", "snat": true, "capabilities": {"portMappings": true}},
+        {"type": "bandwidth", "capabilities": {"bandwidth": true}}]});
+    let path = root.path("/etc/cni/net.d/10-calico.conflist");
+    let text = serde_json::to_string_pretty(&conf).unwrap_or_default();
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(false);
+    }
+    crate::pki::write_file(&path, text.as_bytes(), 0o644).map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
 /// The kubelet-serving CSR (`serverTLSBootstrap: true`): CN system:node:<name>, the host's
 /// names and addresses as SANs; it stays Pending until someone approves it.
 pub fn request_serving_certificate(kc: &Kubeconfig, n: &NodeFacts) -> Result<(String, String), String> {
@@ -376,6 +403,14 @@ pub fn main(args: &[String]) -> i32 {
                     }
                     if serving && !serving_requested && request_serving_certificate(k, &n).is_ok() {
                         serving_requested = true;
+                    }
+                    if let Ok(mut c) = Client::new(k.clone()) {
+                        if let Ok(true) = write_cni_config(&root, &mut c, &n.name) {
+                            log(
+                                'I',
+                                "\"Wrote the CNI configuration\" path=\"/etc/cni/net.d/10-calico.conflist\"",
+                            );
+                        }
                     }
                 }
                 Err(e) => log(
