@@ -357,6 +357,19 @@ fn init_join_worker_and_control_plane_tokens_and_uploaded_certs() {
         .get("/api/v1/namespaces/kube-system/secrets/kubeadm-certs")
         .unwrap()
         .ok());
+
+    // A day later the join token has expired: discovery finds no signature for it.
+    std::fs::write(host01.root.path().join("clock-offset"), "86401").unwrap();
+    let host05 = Node::new("host05", "127.0.0.4");
+    host05.write("join.yaml", &join_config(port, &hash, None, "host05"));
+    let (r, _, _) = host05.kubeadm(&["join", "--config", "{root}/join.yaml"]);
+    match r {
+        Err(Failure::Phase { phase, msg }) => {
+            assert_eq!(phase, "preflight");
+            assert_eq!(msg, "couldn't validate the identity of the API Server: could not find a JWS signature in the cluster-info ConfigMap for token ID \"abcdef\"");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -822,6 +822,87 @@ impl Kubectl {
         Ok(())
     }
 
+    /// `taint nodes NAME|--all key[=value]:Effect[-]` (k8s.io/kubectl pkg/cmd/taint).
+    fn taint(&mut self, args: &Args) -> Res {
+        let words = args.words[1..].to_vec();
+        let (specs, objs): (Vec<String>, Vec<String>) = words
+            .iter()
+            .cloned()
+            .partition(|w| w.contains(':') || w.ends_with('-'));
+        if specs.is_empty() {
+            return self.fail("error: at least one taint update is required");
+        }
+        for (r, ns, name) in self.targets(args, &objs, "")? {
+            let cur = self.req("GET", &r.path(&ns, &name), "", b"")?;
+            if !cur.ok() {
+                return self.fail(output::server_error(&cur));
+            }
+            let mut taints: Vec<Value> = cur
+                .body
+                .pointer("/spec/taints")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut removed = false;
+            for spec in &specs {
+                if let Some(t) = spec.strip_suffix('-') {
+                    let (key, effect) = match t.split_once(':') {
+                        Some((k, e)) => (k.split('=').next().unwrap_or(k).to_string(), Some(e.to_string())),
+                        None => (t.to_string(), None),
+                    };
+                    let before = taints.len();
+                    taints.retain(|x| {
+                        !(x["key"] == key.as_str()
+                            && effect.as_ref().is_none_or(|e| x["effect"] == e.as_str()))
+                    });
+                    if taints.len() == before {
+                        return self.fail(format!("error: taint {t:?} not found"));
+                    }
+                    removed = true;
+                    continue;
+                }
+                let Some((kv, effect)) = spec.split_once(':') else {
+                    return self.fail(format!("error: invalid taint spec: {spec}"));
+                };
+                if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&effect) {
+                    return self.fail(format!(
+                        "error: invalid taint spec: {spec}, unsupported taint effect {effect:?}"
+                    ));
+                }
+                let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+                if taints.iter().any(|x| x["key"] == key && x["effect"] == effect) {
+                    if !args.on("overwrite") {
+                        return self.fail(format!("error: node {name} already has {key} taint(s) with same effect(s) and --overwrite is false"));
+                    }
+                    taints.retain(|x| !(x["key"] == key && x["effect"] == effect));
+                }
+                let mut t = json!({"key": key, "effect": effect});
+                if !value.is_empty() {
+                    t["value"] = json!(value);
+                }
+                taints.push(t);
+            }
+            let body =
+                json!({"spec": {"taints": if taints.is_empty() { Value::Null } else { json!(taints) }}});
+            let resp = self.req(
+                "PATCH",
+                &r.path(&ns, &name),
+                "application/merge-patch+json",
+                &serde_json::to_vec(&body).unwrap_or_default(),
+            )?;
+            if !resp.ok() {
+                return self.fail(output::server_error(&resp));
+            }
+            let verb = if removed && specs.iter().all(|s| s.ends_with('-')) {
+                "untainted"
+            } else {
+                "tainted"
+            };
+            self.say(format!("{}/{name} {verb}", r.display()));
+        }
+        Ok(())
+    }
+
     fn certificate(&mut self, args: &Args) -> Res {
         let action = args.words.get(1).cloned().unwrap_or_default();
         let (ty, reason, message) = match action.as_str() {
@@ -1073,6 +1154,7 @@ impl Kubectl {
             "patch" => self.patch(&args),
             "annotate" => self.meta(&args, "annotations"),
             "label" => self.meta(&args, "labels"),
+            "taint" => self.taint(&args),
             "certificate" => self.certificate(&args),
             "wait" => self.wait(&args),
             "rollout" => self.rollout(&args),

@@ -247,3 +247,39 @@ fn csr_approve_wait_and_rollout() {
     let (_, out, _) = kubectl(&f, SUPER, "version", "");
     assert!(out.contains("Server Version: v1.36.4"), "{out}");
 }
+
+#[test]
+fn taint_and_untaint_nodes() {
+    let f = Fixture::start(PortRange::default());
+    let node = "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"host01\"},\"spec\":{\"taints\":[{\"key\":\"node-role.kubernetes.io/control-plane\",\"effect\":\"NoSchedule\"}]}}";
+    assert_eq!(kubectl(&f, SUPER, "create -f -", node).0, 0);
+    let (code, _, err) = kubectl(
+        &f,
+        SUPER,
+        "taint nodes host01 node-role.kubernetes.io/control-plane:NoSchedule",
+        "",
+    );
+    assert_eq!((code, err.as_str()), (1, "error: node host01 already has node-role.kubernetes.io/control-plane taint(s) with same effect(s) and --overwrite is false\n"));
+    let (code, out, _) = kubectl(
+        &f,
+        SUPER,
+        "taint nodes --all node-role.kubernetes.io/control-plane-",
+        "",
+    );
+    assert_eq!((code, out.as_str()), (0, "node/host01 untainted\n"));
+    let (code, _, err) = kubectl(
+        &f,
+        SUPER,
+        "taint nodes host01 node-role.kubernetes.io/control-plane:NoSchedule-",
+        "",
+    );
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "error: taint \"node-role.kubernetes.io/control-plane:NoSchedule\" not found\n"
+        )
+    );
+    let (_, out, _) = kubectl(&f, SUPER, "taint node host01 dedicated=infra:NoExecute", "");
+    assert_eq!(out, "node/host01 tainted\n");
+}
