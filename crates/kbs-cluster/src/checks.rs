@@ -144,12 +144,21 @@ pub fn fitness(
                 );
             }
         }
-        if !f.cgroup_v2 {
+        if !f.cgroup_v2 && inventory.cluster.allow_cgroup_v1 {
+            add(
+                Level::Warning,
+                "cgroup-v2",
+                "the host uses cgroup v1; allowed by `allowCgroupV1`, so the kubelet gets `failCgroupV1: false`"
+                    .into(),
+                "cgroup v1 support is deprecated upstream; move the host to cgroup v2 when you can",
+            );
+        } else if !f.cgroup_v2 {
             add(
                 Level::Error,
                 "cgroup-v2",
                 "the host uses cgroup v1, which the kubelet refuses by default since 1.35".into(),
-                "boot with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1) or use a newer OS release",
+                "boot with the unified cgroup hierarchy (systemd.unified_cgroup_hierarchy=1), use a newer OS \
+                 release, or set `cluster.allowCgroupV1: true` to run on it anyway",
             );
         }
         match (&f.node_ip, &f.node_interface) {
@@ -424,5 +433,27 @@ mod tests {
         let mut joined = good(2);
         joined.kubeadm_state = KubeadmState::Joined;
         assert_eq!(run_listening(running, joined, listening), vec![]);
+    }
+
+    #[test]
+    fn cgroup_v1_is_only_a_warning_when_the_inventory_allows_it() {
+        let yaml = "cluster:\n  podSubnet: 172.31.0.0/16\n  allowCgroupV1: true\nhosts:\n  - name: cp\n    address: 10.0.0.1\n    roles: [control-plane]\n  - name: w\n    address: 10.0.0.2\n    roles: [worker]\n";
+        let inventory = Inventory::from_str(yaml, Path::new("inventory.yaml"))
+            .unwrap()
+            .inventory;
+        let mut w = good(2);
+        w.cgroup_v2 = false;
+        let facts = BTreeMap::from([("cp".to_string(), good(1)), ("w".to_string(), w)]);
+        let found: Vec<_> = fitness(
+            &inventory,
+            &facts,
+            &BTreeMap::new(),
+            crate::versions::for_minor(36).unwrap(),
+            1005,
+        )
+        .into_iter()
+        .map(|f| (f.host, f.check, f.level))
+        .collect();
+        assert_eq!(found, vec![("w".to_string(), "cgroup-v2", Level::Warning)]);
     }
 }

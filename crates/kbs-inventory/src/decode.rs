@@ -27,6 +27,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "serviceSubnet",
     "hostSubnet",
     "controlPlaneSchedulable",
+    "allowCgroupV1",
     "endpoint",
     "packageRepository",
 ];
@@ -70,6 +71,7 @@ pub(crate) struct ClusterDraft {
     pub service_subnet: Option<IpNet>,
     pub host_subnet: Option<IpNet>,
     pub control_plane_schedulable: bool,
+    pub allow_cgroup_v1: bool,
     pub endpoint: Option<Endpoint>,
     pub package_repository: Option<String>,
 }
@@ -84,6 +86,7 @@ impl Draft {
             service_subnet: self.cluster.service_subnet?,
             host_subnet: self.cluster.host_subnet,
             control_plane_schedulable: self.cluster.control_plane_schedulable,
+            allow_cgroup_v1: self.cluster.allow_cgroup_v1,
             endpoint: self.cluster.endpoint?,
             package_repository: self.cluster.package_repository,
         };
@@ -148,6 +151,7 @@ impl Decoder<'_, '_> {
                     service_subnet: None,
                     host_subnet: None,
                     control_plane_schedulable: false,
+                    allow_cgroup_v1: false,
                     endpoint: None,
                     package_repository: None,
                 }
@@ -204,6 +208,7 @@ impl Decoder<'_, '_> {
             .reader
             .boolean(fields, "controlPlaneSchedulable")
             .unwrap_or(false);
+        let allow_cgroup_v1 = self.reader.boolean(fields, "allowCgroupV1").unwrap_or(false);
         let endpoint = match self.reader.sub_fields(fields, "endpoint", ENDPOINT_KEYS) {
             Some(endpoint) => self.endpoint(&endpoint),
             None if fields.get("endpoint").is_some() => None,
@@ -222,6 +227,7 @@ impl Decoder<'_, '_> {
             service_subnet,
             host_subnet,
             control_plane_schedulable,
+            allow_cgroup_v1,
             endpoint,
             package_repository,
         }

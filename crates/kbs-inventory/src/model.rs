@@ -38,6 +38,9 @@ pub struct Cluster {
     pub host_subnet: Option<IpNet>,
     /// Whether control planes also run workloads (no control-plane taint). Default false.
     pub control_plane_schedulable: bool,
+    /// Run on cgroup v1 hosts although the kubelet refuses them by default since 1.35 (kbs then
+    /// sets the kubelet's `failCgroupV1: false`). Default false.
+    pub allow_cgroup_v1: bool,
     pub endpoint: Endpoint,
     /// Base URL of a pkgs.k8s.io mirror (no trailing `/`); `None` means pkgs.k8s.io itself.
     pub package_repository: Option<String>,

@@ -691,3 +691,10 @@ fn package_repository_is_kept_without_its_trailing_slash() {
         Some("http://10.61.0.1")
     );
 }
+
+#[test]
+fn allow_cgroup_v1_is_a_boolean_defaulting_to_false() {
+    assert!(!common::load(BASE).inventory.cluster.allow_cgroup_v1);
+    let yaml = base_with(&[("  name: book\n", "  name: book\n  allowCgroupV1: true\n")]);
+    assert!(common::load(&yaml).inventory.cluster.allow_cgroup_v1);
+}

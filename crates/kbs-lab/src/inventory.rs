@@ -26,6 +26,9 @@ struct Cluster {
     pod_subnet: &'static str,
     service_subnet: &'static str,
     host_subnet: &'static str,
+    /// The lab's guests share the real machine's cgroup hierarchy, which may be v1.
+    #[serde(rename = "allowCgroupV1")]
+    allow_cgroup_v1: bool,
     endpoint: Endpoint,
     /// The lab's own pkgs.k8s.io: guests cannot reach the internet.
     package_repository: String,
@@ -107,6 +110,7 @@ pub fn render(hosts: &[Host], lbs: &[String]) -> Result<String> {
             pod_subnet: "172.31.0.0/16",
             service_subnet: "10.96.0.0/12",
             host_subnet: paths::HOST_SUBNET,
+            allow_cgroup_v1: true,
             endpoint,
             package_repository: format!("http://{}", paths::BRIDGE_ADDRESS),
         },
