@@ -1,6 +1,8 @@
-//! The kbs cluster workflow: which phases `kbs apply` runs, and the context they run in — today
-//! the version table ([`versions`]), the template context ([`context::vars`]), the prepare phase
-//! and the fitness checks of `kbs check` ([`checks::fitness`]).
+//! The kbs cluster workflow: which phases `kbs apply` runs, and the context they run in — the
+//! version table ([`versions`]), the template context ([`context::vars`]), the prepare phase, the
+//! fitness checks of `kbs check` ([`checks::fitness`]), the kubeadm config of each host
+//! ([`kubeadm_config`]), the secrets of a run ([`secrets`]) and the endpoint's kube-vip and
+//! HAProxy files ([`endpoint`]).
 //!
 //! ```
 //! use std::path::Path;
@@ -16,10 +18,16 @@
 
 pub mod checks;
 pub mod context;
+pub mod endpoint;
+pub mod kubeadm_config;
 pub mod phases;
+pub mod secrets;
 pub mod versions;
 
 pub use checks::{fitness, Finding, Level};
 pub use context::{minor_versions, vars, ContextError, Options};
+pub use endpoint::{EndpointError, Haproxy, KubeVip, KubeVipKubeconfig};
+pub use kubeadm_config::{kubeadm_config, ConfigError, ConfigInput, KubeadmConfig, KubeadmRole};
 pub use phases::{apply_phases, phase_names};
+pub use secrets::{ca_cert_hash, Secrets, SecretsError};
 pub use versions::{default_minor, for_minor, MinorVersions, TABLE};
