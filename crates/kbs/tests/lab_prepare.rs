@@ -80,6 +80,24 @@ fn prepare_converges_every_host_and_a_second_run_changes_nothing() {
     options.inventory = Some(inventory.clone());
     let mut lab = Lab::up(options).expect("bring up the lab");
 
+    // Every lab host is fit: reachable, Debian 12, enough CPU and memory, free ports, its own identity.
+    let check = Command::new(env!("CARGO_BIN_EXE_kbs"))
+        .args(["--no-ssh-config", "check"])
+        .arg(&inventory)
+        .output()
+        .expect("run kbs check");
+    let report = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(check.status.success(), "{}", describe(&check));
+    assert!(report.contains("4 hosts: 0 blocking problems"), "{report}");
+    for host in HOSTS {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(host) && l.contains("debian 12")),
+            "{report}"
+        );
+    }
+
     // Before anything ran, plan lists changes on every host and changes nothing itself.
     let plan = kbs(&inventory, &["plan", "--until", "prepare"]);
     assert!(plan.status.success(), "{}", describe(&plan));
