@@ -28,6 +28,8 @@ pub const KUBELET_API: &str = "kubelet.config.k8s.io/v1beta1";
 pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
 /// Where every API server listens (kubeadm's default `bindPort`).
 pub const API_SERVER_PORT: u16 = 6443;
+/// Where `kbs apply` writes a host's kubeadm config (0600; it holds the token and certificate key).
+pub const KUBEADM_CONFIG_PATH: &str = "/etc/kubernetes/kubeadm-kbs.yaml";
 /// The init token lives as long as the uploaded certificates (2 h): the run joins every host
 /// right after init, and `kbs join` later mints a fresh token.
 pub const BOOTSTRAP_TOKEN_TTL: &str = "2h0m0s";

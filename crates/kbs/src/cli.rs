@@ -76,6 +76,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run a command on all (or some) hosts of the inventory at once: the book's k8s-all, done safely.
     Exec(ExecArgs),
+    /// Print the kubeadm config a host gets (secrets redacted); connects to nothing.
+    Render(RenderArgs),
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +156,23 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`. It is run by the remote user's shell.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+
+    /// The host whose config to print.
+    pub host: String,
+
+    /// Print real-looking secrets (minted now, for display only) instead of <redacted>.
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Use the templates in DIR instead of the ones built into kbs.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 /// Parses "90s", "5m", "1h", "250ms" or a bare number of seconds.

@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let defaults = access_defaults(&cli.global)?;
             commands::exec::run(args, defaults, forks).await
         }
+        Command::Render(args) => commands::render::run(args),
     }
 }
 

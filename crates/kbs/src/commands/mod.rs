@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod check;
 pub mod exec;
+pub mod render;
 
 use std::path::Path;
 
