@@ -9,6 +9,7 @@ pub mod admission;
 pub mod authz;
 pub mod controllers;
 pub mod patch;
+pub mod replication;
 pub mod resources;
 mod serve;
 
@@ -43,6 +44,8 @@ pub struct Config {
     /// (joined control planes; docs/simulation.md), authenticating as
     /// `--kubelet-client-certificate`/`--kubelet-client-key`.
     pub store_upstream: Option<String>,
+    /// `--advertise-address`: with the port, this API server's URL in the member list.
+    pub advertise: Option<String>,
     pub proxy_cert_file: PathBuf,
     pub proxy_key_file: PathBuf,
 }
@@ -87,6 +90,7 @@ impl Config {
             store_file: Some(PathBuf::from(etcd_dir).join("member/kbs-sim-store.json")),
             version: crate::version::Version::current_for("kube-apiserver"),
             store_upstream: flag("kbs-store-upstream"),
+            advertise: flag("advertise-address"),
             proxy_cert_file: flag("kubelet-client-certificate")
                 .unwrap_or_else(|| format!("{pki}/apiserver-kubelet-client.crt"))
                 .into(),
@@ -101,11 +105,13 @@ impl Config {
 const PROXY_USER: &str = "kube-apiserver-kubelet-client";
 const HDR_USER: &str = "X-Remote-User";
 const HDR_GROUP: &str = "X-Remote-Group";
+const HDR_FORWARDED: &str = "X-Kbs-Sim-Forwarded";
 
 /// One API server: configuration, the store, the CA that signs CSRs.
 pub struct ApiServer {
     pub config: Config,
     store: Mutex<Store>,
+    role: Mutex<replication::Role>,
     ca: Option<CertAuthority>,
     pub clock: Clock,
 }
@@ -229,6 +235,7 @@ impl ApiServer {
         ApiServer {
             config,
             store: Mutex::new(store),
+            role: Mutex::new(replication::Role::Unknown),
             ca,
             clock,
         }
@@ -268,7 +275,7 @@ impl ApiServer {
         }
     }
 
-    fn persist(&self, s: &Store) {
+    pub(crate) fn persist(&self, s: &Store) {
         let Some(f) = &self.config.store_file else { return };
         if let Some(dir) = f.parent() {
             let _ = std::fs::create_dir_all(dir);
@@ -290,14 +297,41 @@ impl ApiServer {
     /// Authenticates and serves one request. `peer_cert` is the verified client
     /// certificate (DER) if the client presented one.
     pub fn handle(&self, req: &Request, peer_cert: Option<&[u8]>) -> Response {
-        if let Some(up) = &self.config.store_upstream {
-            if !matches!(req.path.as_str(), "/healthz" | "/livez" | "/readyz" | "/version") {
-                return self.forward(up, req, peer_cert);
+        let peer_id = peer_cert.and_then(crate::tls::subject_identity);
+        let from_peer = peer_id.as_ref().is_some_and(|(cn, _)| cn == PROXY_USER);
+        if req.path == "/kbs-sim/replica" {
+            return if from_peer {
+                Response::json(200, &self.replica())
+            } else {
+                status(
+                    403,
+                    "Forbidden",
+                    "forbidden: User cannot get path \"/kbs-sim/replica\"",
+                    None,
+                )
+            };
+        }
+        // Health, version and discovery come from this API server's own state; only object
+        // requests need the store's leader.
+        if resources::parse_path(&req.path).is_some() {
+            let target = match self.role() {
+                replication::Role::Leader => None,
+                replication::Role::Follower(url) => Some(url),
+                replication::Role::Unknown => self.config.store_upstream.clone(),
+                replication::Role::NoQuorum => {
+                    return status(500, "", "etcdserver: request timed out", None);
+                }
+            };
+            if let Some(url) = target {
+                // One hop only: a forwarded request reaching a non-leader means the leader moved.
+                if req.header(HDR_FORWARDED).is_some() {
+                    return status(500, "", "etcdserver: leader changed", None);
+                }
+                return self.forward(&url, req, peer_cert);
             }
         }
         self.tick();
         let now = self.clock.now();
-        let peer_id = peer_cert.and_then(crate::tls::subject_identity);
         // A peer API server forwarding for its client (see `forward`).
         if peer_id.as_ref().is_some_and(|(cn, _)| cn == PROXY_USER) {
             if let Some(user) = req.header(HDR_USER) {
@@ -362,8 +396,13 @@ impl ApiServer {
                 )
             }
         };
-        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut headers: Vec<(String, String)> = vec![(HDR_FORWARDED.into(), "1".into())];
         match peer_cert.and_then(crate::tls::subject_identity) {
+            // Already forwarded once by a peer: pass its identity headers on.
+            Some((cn, _)) if cn == PROXY_USER && req.header(HDR_USER).is_some() => {
+                headers.push((HDR_USER.into(), req.header(HDR_USER).unwrap_or("").to_string()));
+                headers.push((HDR_GROUP.into(), req.header(HDR_GROUP).unwrap_or("").to_string()));
+            }
             Some((user, mut groups)) => {
                 groups.push("system:authenticated".into());
                 headers.push((HDR_USER.into(), user));
@@ -395,7 +434,7 @@ impl ApiServer {
                 body: r.raw,
             },
             // The store is unreachable: what an API server says when etcd has no quorum.
-            Err(_) => status(500, "InternalError", "etcdserver: request timed out", None),
+            Err(_) => status(500, "", "etcdserver: request timed out", None),
         }
     }
 

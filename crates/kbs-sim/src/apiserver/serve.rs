@@ -71,7 +71,11 @@ pub fn serve(server: Arc<ApiServer>, listener: TcpListener) -> Result<Running, S
         let stop = stop.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                server.tick();
+                server.replicate();
+                // Controllers run on the leader only (kube-controller-manager's leader election).
+                if server.role() == super::replication::Role::Leader {
+                    server.tick();
+                }
                 std::thread::sleep(Duration::from_secs(1));
             }
         });

@@ -48,6 +48,7 @@ impl Fixture {
             store_file: Some(p.join("etcd/member/kbs-sim-store.json")),
             version: crate::version::Version::new(1, 36, 4),
             store_upstream: None,
+            advertise: None,
             proxy_cert_file: p.join("apiserver-kubelet-client.crt"),
             proxy_key_file: p.join("apiserver-kubelet-client.key"),
         };

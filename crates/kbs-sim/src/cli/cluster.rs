@@ -455,7 +455,7 @@ pub fn addons(c: &mut Client, dns_ip: &str, version: &str) -> Result<(), String>
 /// Etcd membership as the store records it (`kbs-sim.io/v1 EtcdMember`, one per member).
 pub const ETCD_MEMBER_PATH: &str = "/apis/kbs-sim.io/v1/etcdmembers";
 
-pub fn etcd_member(name: &str, peer_url: &str, learner: bool) -> Value {
+pub fn etcd_member(name: &str, peer_url: &str, client_url: &str, learner: bool) -> Value {
     json!({"apiVersion": "kbs-sim.io/v1", "kind": "EtcdMember", "metadata": {"name": name},
-        "spec": {"peerURLs": [peer_url], "isLearner": learner}})
+        "spec": {"peerURLs": [peer_url], "clientURL": client_url, "isLearner": learner}})
 }

@@ -232,7 +232,7 @@ pub fn run(
     let _ = cluster::create_or_update(
         &mut c,
         cluster::ETCD_MEMBER_PATH,
-        &cluster::etcd_member(&node, &peer, false),
+        &cluster::etcd_member(&node, &peer, &local, false),
     );
     Ok(())
 }

@@ -302,12 +302,14 @@ pub fn run(cfg: &JoinConfig, ctx: &mut Context) -> Result<(), Failure> {
         let admin = Kubeconfig::load(&ctx.path("/etc/kubernetes/admin.conf"))
             .map_err(|e| phase("control-plane-join/etcd", e))?;
         let mut a = Client::new(admin).map_err(|e| phase("control-plane-join/etcd", e))?;
-        let peer = format!("https://{}:2380", init.init.local_api_endpoint.advertise_address);
+        let ep = &init.init.local_api_endpoint;
+        let peer = format!("https://{}:2380", ep.advertise_address);
+        let client_url = crate::pki::https_url(&ep.advertise_address, ep.bind_port);
         let r = a
             .send_json(
                 "POST",
                 cluster::ETCD_MEMBER_PATH,
-                &cluster::etcd_member(&node, &peer, true),
+                &cluster::etcd_member(&node, &peer, &client_url, true),
             )
             .map_err(|e| phase("control-plane-join/etcd", e))?;
         if !r.ok() && r.reason() != "AlreadyExists" {

@@ -278,7 +278,8 @@ fn init_join_worker_and_control_plane_tokens_and_uploaded_certs() {
     );
 
     // etcd takes one learner at a time.
-    let learner = |n: &str| super::cluster::etcd_member(n, "https://127.0.0.9:2380", true);
+    let learner =
+        |n: &str| super::cluster::etcd_member(n, "https://127.0.0.9:2380", "https://127.0.0.9:6443", true);
     assert!(admin
         .send_json("POST", super::cluster::ETCD_MEMBER_PATH, &learner("host05"))
         .unwrap()
@@ -407,5 +408,82 @@ fn two_control_plane_joins_at_once_one_is_refused_by_etcd() {
         refused,
         vec!["control-plane-join/etcd: error creating local etcd static pod manifest file: etcdserver: too many learner members in cluster".to_string()],
         "exactly one of two simultaneous control-plane joins fails"
+    );
+}
+
+/// A client for `node`'s own API server (its admin.conf, pointed at its address).
+fn local_admin(node: &Node, port: u16) -> Client {
+    let mut kc = Kubeconfig::load(&node.root.path().join("etc/kubernetes/admin.conf")).unwrap();
+    kc.server = format!("https://{}:{port}", node.ip);
+    Client::new(kc).unwrap()
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(15), "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn three_control_planes_survive_one_loss_and_refuse_without_quorum() {
+    let port = free_port("127.0.0.1");
+    let host01 = Node::new("host01", "127.0.0.1");
+    host01.write("kubeadm.yaml", &init_config(port));
+    let (r, out, err) = host01.kubeadm(&["init", "--config", "{root}/kubeadm.yaml", "--upload-certs"]);
+    assert!(r.is_ok(), "{r:?}\n{out}\n{err}");
+    let ca = std::fs::read_to_string(host01.root.path().join("etc/kubernetes/pki/ca.crt")).unwrap();
+    let hash = crate::pki::ca_cert_hash(&ca).unwrap();
+    let mut cps = Vec::new();
+    for (name, ip) in [("host02", "127.0.0.2"), ("host03", "127.0.0.3")] {
+        let p = free_port(ip);
+        let node = Node::new(name, ip);
+        node.write("join.yaml", &join_config(port, &hash, Some((ip, p)), name));
+        let (r, out, err) = node.kubeadm(&["join", "--config", "{root}/join.yaml"]);
+        assert!(r.is_ok(), "{r:?}\n{out}\n{err}");
+        cps.push((node, p));
+    }
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ha-check"}, "data": {"a": "1"}});
+    assert!(host01
+        .admin()
+        .send_json("POST", "/api/v1/namespaces/default/configmaps", &cm)
+        .unwrap()
+        .ok());
+    let (host02, p2) = cps.remove(0);
+    let (host03, p3) = cps.remove(0);
+    let path = "/api/v1/namespaces/default/configmaps/ha-check";
+    // Followers pull the leader's copy within a second or two.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // host01 goes away: host02 and host03 are 2 of 3 voters and elect a leader.
+    drop(host01);
+    eventually("host02 serves after host01 is gone", || {
+        local_admin(&host02, p2).get(path).is_ok_and(|r| r.ok())
+    });
+    let cm2 = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "written-after-loss"}});
+    eventually("host03 accepts writes", || {
+        local_admin(&host03, p3)
+            .send_json("POST", "/api/v1/namespaces/default/configmaps", &cm2)
+            .is_ok_and(|r| r.ok() || r.reason() == "AlreadyExists")
+    });
+
+    // host02 goes too: host03 alone has no quorum.
+    drop(host02);
+    eventually("host03 refuses without quorum", || {
+        local_admin(&host03, p3)
+            .get(path)
+            .is_ok_and(|r| r.status == 500 && r.message() == "etcdserver: request timed out")
+    });
+    let mut k = crate::kubectl::Kubectl::new({
+        let mut kc = Kubeconfig::load(&host03.root.path().join("etc/kubernetes/admin.conf")).unwrap();
+        kc.server = format!("https://127.0.0.3:{p3}");
+        kc
+    })
+    .unwrap();
+    let code = k.run(&["get".into(), "configmap".into(), "ha-check".into()], "");
+    assert_eq!(
+        (code, k.err.as_str()),
+        (1, "Error from server: etcdserver: request timed out\n")
     );
 }
