@@ -33,6 +33,22 @@ fn load(yaml: &str) -> Result<Inventory, String> {
         .map_err(|e| e.to_string())
 }
 
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("KBS_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run with KBS_UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(
+        actual, expected,
+        "{name} differs from its golden file (KBS_UPDATE_GOLDEN=1 to accept)"
+    );
+}
+
 fn kube_vip(inventory: &Inventory, host: &str, iface: Option<&str>) -> String {
     KubeVip::for_host(inventory, host, for_minor(36).unwrap(), iface)
         .unwrap()
@@ -52,8 +68,12 @@ fn env(manifest: &Value, name: &str) -> Option<String> {
 #[test]
 fn kube_vip_mounts_super_admin_on_the_init_node_and_admin_elsewhere() {
     let inventory = load(&vagrant_yaml()).unwrap();
-    let init: Value = serde_yaml::from_str(&kube_vip(&inventory, "host01", Some("eth1"))).unwrap();
-    let join: Value = serde_yaml::from_str(&kube_vip(&inventory, "host02", Some("eth1"))).unwrap();
+    let init_text = kube_vip(&inventory, "host01", Some("eth1"));
+    let join_text = kube_vip(&inventory, "host02", Some("eth1"));
+    golden("kube-vip-host01.yaml", &init_text);
+    golden("kube-vip-host02.yaml", &join_text);
+    let init: Value = serde_yaml::from_str(&init_text).unwrap();
+    let join: Value = serde_yaml::from_str(&join_text).unwrap();
     let host_path = |m: &Value| {
         m["spec"]["volumes"][0]["hostPath"]["path"]
             .as_str()
@@ -91,17 +111,30 @@ fn kube_vip_mounts_super_admin_on_the_init_node_and_admin_elsewhere() {
 #[test]
 fn kube_vip_manifest_is_what_the_simulated_kubelet_runs() {
     let inventory = load(&vagrant_yaml()).unwrap();
-    let text = kube_vip(&inventory, "host01", Some("eth1"));
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("kube-vip.yaml"), &text).unwrap();
-    let pod: Value = serde_yaml::from_str(&text).unwrap();
-    assert_eq!(pod["metadata"]["name"], "kube-vip");
-    assert_eq!(pod["metadata"]["namespace"], "kube-system");
-    // The env the simulated kube-vip reads gives a usable setting.
-    let settings = kbs_sim::kube_vip::Settings::from_env(|k| env(&pod, k), "host01").unwrap();
-    assert_eq!(settings.address, "192.168.61.10");
-    assert_eq!(settings.interface, "eth1");
-    assert_eq!(settings.lease_name, "plndr-cp-lock");
+    for (host, kubeconfig) in [
+        ("host01", "/etc/kubernetes/super-admin.conf"),
+        ("host03", "/etc/kubernetes/admin.conf"),
+    ] {
+        let text = kube_vip(&inventory, host, Some("eth1"));
+        let pod = kbs_sim::kubelet::static_pods::parse_manifest(&text).expect("a pod the kubelet parses");
+        assert_eq!(
+            pod.process(),
+            Some(("kube-vip".to_string(), vec!["manager".to_string()]))
+        );
+        assert_eq!(
+            pod.mounts,
+            [("/etc/kubernetes/admin.conf".to_string(), kubeconfig.to_string())]
+        );
+        let settings = kbs_sim::kube_vip::Settings::from_env(
+            |k| pod.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
+            host,
+        )
+        .unwrap();
+        assert_eq!(settings.address, "192.168.61.10");
+        assert_eq!(settings.interface, "eth1");
+        assert_eq!(settings.lease_name, "plndr-cp-lock");
+        assert_eq!(settings.cidr, 32);
+    }
 }
 
 #[test]
@@ -173,6 +206,7 @@ fn haproxy_config_balances_every_control_plane_and_passes_haproxy_check() {
         .unwrap()
         .render(&renderer())
         .unwrap();
+    golden("haproxy.cfg", &config);
     haproxy_check(&config).unwrap_or_else(|e| panic!("haproxy -c refused:\n{e}\n{config}"));
     assert!(config.contains("  bind *:8443\n"), "{config}");
     assert!(config.contains("  mode tcp\n"));

@@ -246,6 +246,10 @@ fn taints_follow_schedulability_and_the_inventory() {
         load(&vagrant_yaml().replace("  hostSubnet:", "  controlPlaneSchedulable: true\n  hostSubnet:"));
     assert_eq!(taints(&schedulable, "host01"), Some(Value::Sequence(vec![])));
     assert_eq!(taints(&schedulable, "host02"), Some(Value::Sequence(vec![])));
+    // A control plane that is also a worker runs workloads.
+    let both = load(&vagrant_yaml().replacen("roles: [control-plane]", "roles: [control-plane, worker]", 1));
+    assert_eq!(taints(&both, "host01"), Some(Value::Sequence(vec![])));
+    assert_eq!(taints(&both, "host02"), None);
     let strict = vagrant();
     assert_eq!(taints(&strict, "host01"), None);
     assert_eq!(taints(&strict, "host02"), None);
