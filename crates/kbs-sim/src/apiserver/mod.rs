@@ -167,6 +167,35 @@ fn not_found_path() -> Response {
     )
 }
 
+/// The shapes the handlers index into: `metadata`, `spec`, `status` must be objects when
+/// present (the real decoder rejects anything else with a type error).
+fn well_formed(v: &Value) -> Result<(), Response> {
+    for field in ["metadata", "spec", "status"] {
+        if let Some(x) = v.get(field) {
+            if !x.is_object() && !x.is_null() {
+                let kind = v.get("kind").and_then(Value::as_str).unwrap_or("Object");
+                return Err(bad_request(&format!(
+                    "json: cannot unmarshal {} into Go struct field {kind}.{field}",
+                    match x {
+                        Value::String(_) => "string",
+                        Value::Number(_) => "number",
+                        Value::Bool(_) => "bool",
+                        _ => "array",
+                    }
+                )));
+            }
+        }
+    }
+    if let Some(m) = v.get("metadata").and_then(Value::as_object) {
+        for f in ["annotations", "labels"] {
+            if m.get(f).is_some_and(|x| !x.is_object() && !x.is_null()) {
+                return Err(bad_request(&format!("json: cannot unmarshal into Go struct field ObjectMeta.metadata.{f} of type map[string]string")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Label selectors: `a=b`, `a==b`, `a!=b`, `a`, `!a`, comma-joined.
 pub fn label_selector_matches(sel: &str, obj: &Value) -> bool {
     let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
@@ -628,6 +657,7 @@ impl ApiServer {
         if !v.is_object() {
             return Err(bad_request("Object 'Kind' is missing in request body"));
         }
+        well_formed(&v)?;
         Ok(v)
     }
 
@@ -718,7 +748,7 @@ impl ApiServer {
             Ok(v) => v,
             Err(resp) => return resp,
         };
-        if obj.get("metadata").is_none() {
+        if obj.get("metadata").is_none_or(Value::is_null) {
             obj["metadata"] = json!({});
         }
         let name = obj
@@ -742,6 +772,9 @@ impl ApiServer {
             }
         }
         if r.kind == "CertificateSigningRequest" {
+            if obj.get("spec").is_none_or(Value::is_null) {
+                obj["spec"] = json!({});
+            }
             obj["spec"]["username"] = json!(id.user);
             obj["spec"]["groups"] = json!(id.groups);
             obj["status"] = json!({});
@@ -854,7 +887,13 @@ impl ApiServer {
                 Ok(v) => v,
                 Err(e) => return bad_request(&format!("error decoding YAML: {e}")),
             };
-            if applied.get("metadata").is_none() {
+            if !applied.is_object() {
+                return bad_request("Object 'Kind' is missing in request body");
+            }
+            if let Err(resp) = well_formed(&applied) {
+                return resp;
+            }
+            if applied.get("metadata").is_none_or(Value::is_null) {
                 applied["metadata"] = json!({});
             }
             applied["metadata"]["name"] = json!(a.name);
@@ -940,6 +979,9 @@ impl ApiServer {
             patch::merge_patch(&mut obj, &p);
         } else {
             return status(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json", None);
+        }
+        if let Err(resp) = well_formed(&obj) {
+            return resp;
         }
         if a.subresource != "status" {
             if let Some(st) = current.get("status") {

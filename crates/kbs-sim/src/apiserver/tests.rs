@@ -558,3 +558,41 @@ fn state_survives_a_restart() {
         .get(&ObjectKey::new("v1", "ConfigMap", "default", "keep"))
         .is_ok());
 }
+
+#[test]
+fn malformed_bodies_are_bad_requests_not_crashes() {
+    let f = Fixture::start(PortRange::default());
+    let mut c = f.client(Some(SUPER));
+    for body in [
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": 5}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "annotations": ["a"]}}),
+        json!({"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {"name": "c"}, "spec": "x"}),
+    ] {
+        let path = if body["kind"] == "ConfigMap" {
+            "/api/v1/namespaces/default/configmaps"
+        } else {
+            "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+        };
+        let r = c.send_json("POST", path, &body).unwrap();
+        assert_eq!(r.status, 400, "{body}: {}", r.message());
+    }
+    let r = c
+        .request(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x?fieldManager=m",
+            "application/apply-patch+yaml",
+            b"metadata: [1]",
+        )
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let r = c
+        .request(
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/x?fieldManager=m",
+            "application/apply-patch+yaml",
+            b"- just a list",
+        )
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(c.get("/livez").unwrap().status, 200, "the server is still up");
+}

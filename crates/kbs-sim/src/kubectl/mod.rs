@@ -314,6 +314,16 @@ impl Kubectl {
                 if v.is_null() {
                     continue;
                 }
+                let bad_meta = v.get("metadata").is_some_and(|m| {
+                    !m.is_object()
+                        || m.get("annotations")
+                            .is_some_and(|a| !a.is_object() && !a.is_null())
+                });
+                if !v.is_object() || bad_meta {
+                    return self.fail(format!(
+                        "error: error validating \"{f}\": error validating data: invalid object; if you choose to ignore these errors, turn validation off with --validate=false"
+                    ));
+                }
                 if v.get("kind")
                     .and_then(Value::as_str)
                     .is_some_and(|k| k.ends_with("List"))
@@ -350,6 +360,9 @@ impl Kubectl {
             .unwrap_or("");
         if av.is_empty() || kind.is_empty() {
             return Err(format!("error: error validating \"{source}\": error validating data: [apiVersion not set, kind not set]; if you choose to ignore these errors, turn validation off with --validate=false"));
+        }
+        if name.is_empty() && obj.pointer("/metadata/generateName").is_none() {
+            return Err("error: resource name may not be empty".into());
         }
         let r = match self.resource_for(av, kind) {
             Ok(Some(r)) => r,
@@ -430,7 +443,13 @@ impl Kubectl {
                 a.remove(LAST_APPLIED);
             }
             let last = serde_json::to_string(&clean).unwrap_or_default();
-            if desired.pointer("/metadata/annotations").is_none() {
+            if desired.get("metadata").is_none_or(Value::is_null) {
+                desired["metadata"] = json!({});
+            }
+            if desired
+                .pointer("/metadata/annotations")
+                .is_none_or(Value::is_null)
+            {
                 desired["metadata"]["annotations"] = json!({});
             }
             desired["metadata"]["annotations"][LAST_APPLIED] = json!(format!("{last}\n"));

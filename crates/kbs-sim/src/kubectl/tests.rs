@@ -283,3 +283,24 @@ fn taint_and_untaint_nodes() {
     let (_, out, _) = kubectl(&f, SUPER, "taint node host01 dedicated=infra:NoExecute", "");
     assert_eq!(out, "node/host01 tainted\n");
 }
+
+#[test]
+fn malformed_manifests_are_refused_without_crashing() {
+    let f = Fixture::start(PortRange::default());
+    for doc in [
+        "- a\n- b\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: 5\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  annotations: [1]\n",
+        "a: [unclosed\n",
+    ] {
+        let (code, _, err) = kubectl(&f, SUPER, "apply -f -", doc);
+        assert_eq!(code, 1, "{doc}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+    // A manifest without metadata still gets kubectl's own error, not a panic.
+    let (code, _, err) = kubectl(&f, SUPER, "apply -f -", "apiVersion: v1\nkind: ConfigMap\n");
+    assert_eq!(
+        (code, err.as_str()),
+        (1, "error: resource name may not be empty\n")
+    );
+}
