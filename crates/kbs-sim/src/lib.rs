@@ -11,7 +11,10 @@
 //! - [`pki`]: the cluster CA and certificates, the CA pin (`sha256:` of the SPKI), kubeconfigs.
 //! - [`token`], [`certs_upload`], [`discovery`]: bootstrap tokens, uploaded certs, CA pins.
 //! - [`manifests`]: the static pod manifests init writes.
-//! - [`store`]: the cluster state the simulated API server will serve (objects, tokens, leases).
+//! - [`store`]: the cluster state the API server serves (objects, tokens, leases).
+//! - [`apiserver`]: the simulated kube-apiserver (TLS, authn/authz, REST, admission, controllers,
+//!   replication between control planes); [`kubectl`], [`kubelet`], [`kube_vip`]: the other tools;
+//!   [`kubeclient`], [`tls`], [`http`]: what they share on the wire.
 //! - [`clock`]: the lab clock (every "now" goes through it), [`version`]: which kubeadm this is.
 //! - [`cli`]: the `kubeadm` command front; [`multicall`]: one binary installed under each tool's name.
 //!
