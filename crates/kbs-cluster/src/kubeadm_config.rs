@@ -12,6 +12,24 @@
 //! `kubeadm config validate` (tests/kubeadm_config.rs).
 //!
 //! Joins pin the cluster CA (`caCertHashes`); `unsafeSkipCAVerification` is never written.
+//!
+//! ```
+//! use kbs_cluster::{kubeadm_config, ConfigInput, KubeadmRole, Secrets};
+//! let inventory = kbs_inventory::Inventory::from_str(
+//!     "cluster:\n  podSubnet: 172.31.0.0/16\nhosts:\n  - name: host01\n    address: 192.168.61.11\n    roles: [control-plane]\n  - name: host02\n    address: 192.168.61.12\n    roles: [worker]\n",
+//!     std::path::Path::new("inventory.yaml"),
+//! ).unwrap().inventory;
+//! let secrets = Secrets::mint().unwrap();
+//! // Before init the CA pin is unknown: the init config needs none.
+//! let init = kubeadm_config(&inventory, "host01", &ConfigInput::new("v1.37.1", &secrets, None)).unwrap();
+//! assert_eq!(init.role, KubeadmRole::Init);
+//! assert!(init.text.expose().contains("kind: InitConfiguration"));
+//! // After init: kbs_cluster::ca_cert_hash(&ca_pem) of /etc/kubernetes/pki/ca.crt.
+//! let pin = format!("sha256:{}", "0".repeat(64));
+//! let join = kubeadm_config(&inventory, "host02", &ConfigInput::new("v1.37.1", &secrets, Some(pin))).unwrap();
+//! assert!(join.text.expose().contains("caCertHashes:"));
+//! assert_eq!(format!("{:?}", join.text), "[redacted]");
+//! ```
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -460,8 +478,13 @@ fn node_registration(
         name: "node-ip",
         value: node_ip(host, input)?.to_string(),
     }];
-    if !host.labels.is_empty() {
-        let labels: Vec<String> = host.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let labels: Vec<String> = host
+        .labels
+        .iter()
+        .filter(|(k, _)| kubelet_may_self_set(k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !labels.is_empty() {
         kubelet_extra_args.push(Arg {
             name: "node-labels",
             value: labels.join(","),
@@ -473,6 +496,49 @@ fn node_registration(
         kubelet_extra_args,
         taints: taints(inventory, host),
     })
+}
+
+/// Labels in the `kubernetes.io` / `k8s.io` namespaces that a kubelet may still set on its own
+/// Node (k8s.io/kubelet/pkg/apis `kubeletLabels`).
+const KUBELET_SELF_LABELS: &[&str] = &[
+    "kubernetes.io/hostname",
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+];
+
+/// Whether the kubelet may set label `key` itself (`--node-labels`). It refuses to start with
+/// other `kubernetes.io`/`k8s.io` labels (such as `node-role.kubernetes.io/worker`), and the
+/// NodeRestriction admission plugin rejects `node-restriction.kubernetes.io/` ones.
+pub fn kubelet_may_self_set(key: &str) -> bool {
+    let namespace = key.split_once('/').map(|(ns, _)| ns).unwrap_or("");
+    let within = |ns: &str, domain: &str| ns == domain || ns.ends_with(&format!(".{domain}"));
+    if within(namespace, "node-restriction.kubernetes.io") {
+        return false;
+    }
+    if !within(namespace, "kubernetes.io") && !within(namespace, "k8s.io") {
+        return true;
+    }
+    KUBELET_SELF_LABELS.contains(&key)
+        || within(namespace, "kubelet.kubernetes.io")
+        || within(namespace, "node.kubernetes.io")
+}
+
+/// The inventory labels of `host` the kubelet may not set itself: they go on the Node through
+/// the API once it has joined (`kubectl label node`).
+pub fn labels_after_join(host: &Host) -> BTreeMap<String, String> {
+    host.labels
+        .iter()
+        .filter(|(k, _)| !kubelet_may_self_set(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Written taints replace kubeadm's default, so a control plane that must stay unschedulable

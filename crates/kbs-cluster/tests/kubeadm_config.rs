@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kbs_cluster::kubeadm_config::{cert_sans, needs_low_node_ports, CA_HASH_PLACEHOLDER, REDACTED};
+use kbs_cluster::kubeadm_config::{
+    cert_sans, kubelet_may_self_set, labels_after_join, needs_low_node_ports, CA_HASH_PLACEHOLDER, REDACTED,
+};
 use kbs_cluster::{ca_cert_hash, kubeadm_config, ConfigInput, KubeadmRole, Secrets};
 use kbs_inventory::Inventory;
 use kbs_sim::config::{validate_file, HostFacts};
@@ -263,7 +265,7 @@ fn taints_follow_schedulability_and_the_inventory() {
         )
         .replace(
             "    address: 192.168.61.14\n    roles: [worker]\n",
-            "    address: 192.168.61.14\n    roles: [worker]\n    labels: {disk: ssd, zone: a}\n    taints: [\"gpu:NoSchedule\"]\n",
+            "    address: 192.168.61.14\n    roles: [worker]\n    labels: {disk: ssd, zone: a, node-role.kubernetes.io/worker: \"\"}\n    taints: [\"gpu:NoSchedule\"]\n",
         );
     let inventory = load(&yaml);
     assert_eq!(
@@ -287,9 +289,38 @@ fn taints_follow_schedulability_and_the_inventory() {
         )
         .unwrap()
     );
+    // The kubelet refuses to start with a node-role label: that one is set through the API.
+    let after = labels_after_join(inventory.host("host04").unwrap());
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        ["node-role.kubernetes.io/worker"]
+    );
     for host in ["host02", "host04"] {
         let text = config(&inventory, host, &input(36, 4));
         validate(&text, 36, 4, host, "192.168.61.14").unwrap_or_else(|e| panic!("{host}: {e}"));
+    }
+}
+
+#[test]
+fn kubelet_self_labels_follow_the_node_restriction_rules() {
+    for ok in [
+        "disk",
+        "example.com/tier",
+        "topology.kubernetes.io/zone",
+        "node.kubernetes.io/pool",
+        "x.kubelet.kubernetes.io/a",
+        "kubernetes.io/arch",
+    ] {
+        assert!(kubelet_may_self_set(ok), "{ok}");
+    }
+    for refused in [
+        "node-role.kubernetes.io/worker",
+        "kubernetes.io/role",
+        "k8s.io/x",
+        "foo.k8s.io/x",
+        "node-restriction.kubernetes.io/dedicated",
+    ] {
+        assert!(!kubelet_may_self_set(refused), "{refused}");
     }
 }
 
