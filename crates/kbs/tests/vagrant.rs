@@ -513,7 +513,10 @@ fn every_vm_gets_the_public_half_of_the_inventory_key() {
         );
         assert_eq!(record.get(&format!("{options}.args.1")), public);
         let script = record.get(&format!("{options}.inline"));
-        assert!(script.lines().any(|line| line.starts_with("grep -qxF")), "{script}");
+        assert!(
+            script.lines().any(|line| line.starts_with("grep -qxF")),
+            "{script}"
+        );
         std::fs::write(&script_path, script).unwrap();
         let syntax = Command::new("sh").arg("-n").arg(&script_path).output().unwrap();
         assert!(syntax.status.success(), "sh -n: {}", stderr(&syntax));
