@@ -195,6 +195,15 @@ fn to_yaml(value: &impl Serialize) -> Result<String, ConfigError> {
     serde_yaml::to_string(value).map_err(|e| ConfigError::Yaml(e.to_string()))
 }
 
+/// `kubernetesVersion` from the kubeadm package version resolved on the hosts:
+/// `1.36.4-1.1` → `v1.36.4` (`None` if it is not `1.MM.P[-REV]`).
+pub fn kubernetes_version_from_package(package_version: &str) -> Option<String> {
+    let core = package_version.trim().split(['-', '+', '~']).next()?;
+    let parts: Vec<&str> = core.split('.').collect();
+    let numeric = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    (parts.len() == 3 && parts.iter().all(|p| numeric(p))).then(|| format!("v{core}"))
+}
+
 /// Whether the API server must allow NodePorts 80 and 443: the ingress add-on exposes its
 /// controller on them, as the book does (`service-node-port-range: 80-32767`).
 pub fn needs_low_node_ports(inventory: &Inventory) -> bool {
@@ -568,4 +577,23 @@ fn taints(inventory: &Inventory, host: &Host) -> Option<Vec<TaintSpec>> {
         effect: "NoSchedule",
     };
     Some(std::iter::once(control_plane).chain(own).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_package_strings() {
+        assert_eq!(
+            kubernetes_version_from_package("1.36.4-1.1").as_deref(),
+            Some("v1.36.4")
+        );
+        assert_eq!(
+            kubernetes_version_from_package("1.35.7-2.1\n").as_deref(),
+            Some("v1.35.7")
+        );
+        assert_eq!(kubernetes_version_from_package("1.36"), None);
+        assert_eq!(kubernetes_version_from_package("(none)"), None);
+    }
 }

@@ -148,6 +148,10 @@ fn kube_vip_interface_from_inventory_beats_facts_and_one_is_needed() {
     assert!(err.to_string().contains("interface"), "{err}");
     let err = KubeVip::for_host(&plain, "host04", for_minor(36).unwrap(), Some("eth1")).unwrap_err();
     assert!(err.to_string().contains("not a control plane"), "{err}");
+    // kube-vip holds an address, not a port: the API servers answer on 6443 only.
+    let other_port = load(&vagrant_yaml().replace("    port: 6443\n", "    port: 8443\n")).unwrap();
+    let err = KubeVip::for_host(&other_port, "host01", for_minor(36).unwrap(), Some("eth1")).unwrap_err();
+    assert!(err.to_string().contains("6443"), "{err}");
 }
 
 const HAPROXY_INVENTORY: &str = "cluster:
