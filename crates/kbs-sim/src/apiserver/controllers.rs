@@ -407,6 +407,118 @@ fn workloads(store: &mut Store, now: SystemTime) {
                 next["status"] = status;
                 put(store, next, now);
             }
+            pods_for(store, kind, &w, why.as_deref(), now);
         }
+    }
+}
+
+/// The Pods a workload would have (what `kubectl get pods` / `kubectl wait pod` see):
+/// Deployments `<name>-<hash>-<i>`, StatefulSets `<name>-<i>`, DaemonSets one per Node;
+/// owned by the workload (deleted with it), Running and Ready when the workload's rule holds,
+/// Pending with the scheduler's reason otherwise.
+fn pods_for(store: &mut Store, kind: &str, w: &Value, why: Option<&str>, now: SystemTime) {
+    let ns = str_at(w, "/metadata/namespace").to_string();
+    let name = str_at(w, "/metadata/name").to_string();
+    let uid = str_at(w, "/metadata/uid").to_string();
+    let labels = w
+        .pointer("/spec/template/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
+    let containers = w
+        .pointer("/spec/template/spec/containers")
+        .cloned()
+        .unwrap_or(json!([]));
+    let nodes: Vec<String> = store
+        .list("v1", "Node", None)
+        .iter()
+        .map(|n| str_at(n, "/metadata/name").to_string())
+        .collect();
+    let hash = format!(
+        "{:08x}",
+        name.bytes()
+            .fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619))
+    );
+    let wanted: Vec<(String, String)> = match kind {
+        "DaemonSet" => nodes
+            .iter()
+            .map(|n| {
+                (
+                    format!(
+                        "{name}-{}",
+                        &format!(
+                            "{:08x}",
+                            n.len() * 7919 + n.bytes().map(usize::from).sum::<usize>()
+                        )[3..]
+                    ),
+                    n.clone(),
+                )
+            })
+            .collect(),
+        _ => {
+            let replicas = w
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                .max(0) as usize;
+            (0..replicas)
+                .map(|i| {
+                    let pod = if kind == "StatefulSet" {
+                        format!("{name}-{i}")
+                    } else {
+                        format!("{name}-{}-{i}", &hash[..6])
+                    };
+                    (
+                        pod,
+                        nodes.get(i % nodes.len().max(1)).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        }
+    };
+    let ready = why.is_none();
+    for (pod, node) in &wanted {
+        let (phase, cond) = if ready {
+            (
+                "Running",
+                json!([{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}]),
+            )
+        } else {
+            (
+                "Pending",
+                json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why.unwrap_or("")}]),
+            )
+        };
+        let status = json!({"phase": phase, "conditions": cond});
+        let key = ObjectKey::new("v1", "Pod", &ns, pod);
+        match store.get(&key) {
+            Ok(cur) if cur.get("status") == Some(&status) => {}
+            Ok(cur) => {
+                let mut next = cur.clone();
+                next["status"] = status;
+                put(store, next, now);
+            }
+            Err(_) => {
+                let p = json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": pod, "namespace": ns, "labels": labels,
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": true}]},
+                    "spec": {"nodeName": if ready { json!(node) } else { Value::Null }, "containers": containers},
+                    "status": status});
+                let _ = store.create(p, now);
+            }
+        }
+    }
+    let stale: Vec<ObjectKey> = store
+        .list("v1", "Pod", Some(&ns))
+        .into_iter()
+        .filter(|p| {
+            p.pointer("/metadata/ownerReferences/0/uid")
+                .and_then(Value::as_str)
+                == Some(uid.as_str())
+                && !wanted.iter().any(|(n, _)| n == str_at(p, "/metadata/name"))
+        })
+        .filter_map(ObjectKey::of)
+        .collect();
+    for k in stale {
+        let _ = store.delete(&k);
     }
 }

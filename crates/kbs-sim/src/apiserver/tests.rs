@@ -514,6 +514,8 @@ fn calico_pool_must_lie_within_the_pod_subnet_for_nodes_to_become_ready() {
         .unwrap()
         .body;
     assert_eq!(op["status"]["availableReplicas"], 1);
+    let pods = c.get("/api/v1/namespaces/tigera-operator/pods").unwrap().body;
+    assert_eq!(pods["items"][0]["status"]["phase"], "Running", "{pods}");
 
     let r = c
         .request(

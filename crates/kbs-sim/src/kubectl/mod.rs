@@ -590,10 +590,14 @@ impl Kubectl {
             }
         }
         if out.is_empty() {
-            if let (Some(r), true) = (&kind, args.on("all")) {
+            if let (Some(r), true) = (&kind, args.on("all") || args.flag("selector").is_some()) {
                 let r = r.clone();
                 let ns = if r.namespaced { ns.clone() } else { String::new() };
-                let list = self.req("GET", &r.path(&ns, ""), "", b"")?;
+                let q = args
+                    .flag("selector")
+                    .map(|l| format!("?labelSelector={}", crate::http::url_encode(l)))
+                    .unwrap_or_default();
+                let list = self.req("GET", &format!("{}{q}", r.path(&ns, "")), "", b"")?;
                 for item in list.body["items"].as_array().cloned().unwrap_or_default() {
                     let n = item
                         .pointer("/metadata/name")

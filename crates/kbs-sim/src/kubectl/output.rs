@@ -133,6 +133,29 @@ fn columns(
             vec!["NAME", "STATUS", "AGE"],
             vec![name, s(v, "/status/phase").into(), a],
         ),
+        "Pod" => {
+            let total = v
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(1)
+                .max(1);
+            let ready = if cond(v, "Ready").as_deref() == Some("True") {
+                total
+            } else {
+                0
+            };
+            (
+                vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+                vec![
+                    name,
+                    format!("{ready}/{total}"),
+                    s(v, "/status/phase").into(),
+                    "0".into(),
+                    a,
+                ],
+            )
+        }
         "Deployment" => {
             let want = v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             let ready = v

@@ -36,7 +36,7 @@ fn shell_words(line: &str) -> Vec<String> {
     out
 }
 
-const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: 1\n";
+const DEPLOY: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: 1\n  template:\n    metadata:\n      labels:\n        app: web\n";
 
 #[test]
 fn get_errors_and_formats() {
@@ -237,6 +237,15 @@ fn csr_approve_wait_and_rollout() {
         "Waiting for deployment \"web\" rollout to finish: 0 of 1 updated replicas are available...\n"
     );
     assert_eq!(err, "error: timed out waiting for the condition\n");
+    let (_, out, _) = kubectl(&f, SUPER, "get pods", "");
+    assert!(out.contains("0/1") && out.contains("Pending"), "{out}");
+    let (code, _, _) = kubectl(
+        &f,
+        SUPER,
+        "wait --for=condition=Ready pod -l app=web --all --timeout=100ms",
+        "",
+    );
+    assert_eq!(code, 1, "the pod stays Pending without a Ready node");
     let (code, out, _) = kubectl(
         &f,
         SUPER,
