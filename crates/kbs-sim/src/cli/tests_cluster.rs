@@ -159,7 +159,9 @@ fn kubelet_loop(root: &Path, name: &str, ip: &str, stop: &AtomicBool) {
                 nfs_common: true,
             };
             if let Ok(mut c) = Client::new(k.clone()) {
-                let _ = crate::kubelet::register(&mut c, &facts);
+                if crate::kubelet::register(&mut c, &facts).is_ok() {
+                    let _ = crate::kubelet::sync_mirror_pods(&r, &mut c, name);
+                }
             }
         }
         std::thread::sleep(Duration::from_millis(150));
@@ -215,6 +217,13 @@ fn init_join_worker_and_control_plane_tokens_and_uploaded_certs() {
         .unwrap()
         .iter()
         .any(|t| t["key"] == "node-role.kubernetes.io/control-plane"));
+
+    // The kubelet's mirror pods show the control plane.
+    std::thread::sleep(Duration::from_millis(400));
+    let pods = admin
+        .get("/api/v1/namespaces/kube-system/pods/kube-apiserver-host01")
+        .unwrap();
+    assert_eq!(pods.body["status"]["phase"], "Running", "{}", pods.message());
 
     // A worker joins through discovery and the kubelet's TLS bootstrap.
     let host03 = Node::new("host03", "127.0.0.3");

@@ -255,6 +255,29 @@ pub fn write_cni_config(root: &Root, c: &mut Client, node: &str) -> Result<bool,
     Ok(true)
 }
 
+/// Mirror Pods for the static pods (`<name>-<node>` in kube-system, annotated
+/// `kubernetes.io/config.mirror`), so `kubectl get pods -n kube-system` lists the control plane.
+pub fn sync_mirror_pods(root: &Root, c: &mut Client, node: &str) -> Result<(), String> {
+    for (name, spec) in static_pods::manifests(root) {
+        let pod = format!("{name}-{node}");
+        let path = format!("/api/v1/namespaces/kube-system/pods/{pod}");
+        if c.get(&path)?.ok() {
+            continue;
+        }
+        let body = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "namespace": "kube-system",
+                "labels": {"component": name, "tier": "control-plane"},
+                "annotations": {"kubernetes.io/config.mirror": "kbs-sim", "kubernetes.io/config.source": "file"}},
+            "spec": {"nodeName": node, "hostNetwork": true, "containers": [{"name": name, "image": spec.image}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        let r = c.send_json("POST", "/api/v1/namespaces/kube-system/pods", &body)?;
+        if !r.ok() && r.reason() != "AlreadyExists" {
+            return Err(r.message());
+        }
+    }
+    Ok(())
+}
+
 /// The kubelet-serving CSR (`serverTLSBootstrap: true`): CN system:node:<name>, the host's
 /// names and addresses as SANs; it stays Pending until someone approves it.
 pub fn request_serving_certificate(kc: &Kubeconfig, n: &NodeFacts) -> Result<(String, String), String> {
@@ -405,6 +428,7 @@ pub fn main(args: &[String]) -> i32 {
                         serving_requested = true;
                     }
                     if let Ok(mut c) = Client::new(k.clone()) {
+                        let _ = sync_mirror_pods(&root, &mut c, &n.name);
                         if let Ok(true) = write_cni_config(&root, &mut c, &n.name) {
                             log(
                                 'I',

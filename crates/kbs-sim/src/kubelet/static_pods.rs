@@ -129,21 +129,34 @@ impl StaticPods {
     }
 
     fn wanted(&self) -> BTreeMap<String, PodSpec> {
-        let dir = self.root.path(MANIFESTS);
-        let mut out = BTreeMap::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.extension()
-                .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
-            {
-                if let Some(spec) = std::fs::read_to_string(&p).ok().and_then(|t| parse_manifest(&t)) {
-                    out.insert(spec.name.clone(), spec);
-                }
-            }
-        }
-        out
+        manifests(&self.root)
     }
+}
 
+/// The static pods in the manifest directory, by name.
+pub fn manifests(root: &Root) -> BTreeMap<String, PodSpec> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(root.path(MANIFESTS))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let p = e.path();
+        let is_manifest = p
+            .extension()
+            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json");
+        if let Some(spec) = is_manifest
+            .then(|| std::fs::read_to_string(&p).ok())
+            .flatten()
+            .and_then(|t| parse_manifest(&t))
+        {
+            out.insert(spec.name.clone(), spec);
+        }
+    }
+    out
+}
+
+impl StaticPods {
     fn start(&self, spec: &PodSpec) -> Option<Child> {
         let exe = std::env::current_exe().ok()?;
         let (tool, args) = spec.process()?;
