@@ -10,8 +10,8 @@ use marked_yaml::Node;
 
 use crate::findings::{Findings, Pos};
 use crate::model::{
-    Addon, Addons, Cluster, Endpoint, EndpointMode, Group, Host, IngressAddon, IngressController, Inventory,
-    Role, Taint,
+    Addon, Addons, Checksums, Cluster, Endpoint, EndpointMode, Group, Host, IngressAddon, IngressController,
+    Inventory, ManifestSource, Role, Taint,
 };
 use crate::ssh::{Bastion, SshSettings};
 use crate::suggest;
@@ -45,9 +45,10 @@ const GROUP_KEYS: &[&str] = &["ssh"];
 const HOST_KEYS: &[&str] = &[
     "name", "address", "roles", "nodeIp", "labels", "taints", "groups", "ssh",
 ];
-const ADDONS_KEYS: &[&str] = &["calico", "longhorn", "ingress", "metricsServer"];
-const ADDON_KEYS: &[&str] = &["enabled", "version"];
-const INGRESS_KEYS: &[&str] = &["enabled", "version", "controller"];
+const ADDONS_KEYS: &[&str] = &["calico", "longhorn", "ingress", "metricsServer", "manifests"];
+const ADDON_KEYS: &[&str] = &["enabled", "version", "sha256"];
+const INGRESS_KEYS: &[&str] = &["enabled", "version", "controller", "sha256"];
+const MANIFESTS_KEYS: &[&str] = &["mirror", "directory"];
 
 pub(crate) const DEFAULT_CLUSTER_NAME: &str = "kubernetes";
 pub(crate) const DEFAULT_API_PORT: u16 = 6443;
@@ -237,9 +238,7 @@ impl Decoder<'_, '_> {
     fn package_repository(&mut self, fields: &Fields) -> Option<String> {
         let text = self.reader.text(fields, "packageRepository")?;
         let url = text.value.trim_end_matches('/');
-        let has_scheme = url.starts_with("http://") || url.starts_with("https://");
-        let host_part = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-        if !has_scheme || host_part.is_empty() || url.chars().any(char::is_whitespace) {
+        if !is_http_url(url) {
             self.findings().error(
                 text.pos,
                 format!("package repository `{}` is not an http(s) URL", text.value),
@@ -642,7 +641,102 @@ impl Decoder<'_, '_> {
             longhorn: self.addon(&fields, "longhorn"),
             ingress: self.ingress(&fields),
             metrics_server: self.addon(&fields, "metricsServer"),
+            manifests: self.manifest_source(&fields),
         }
+    }
+
+    /// `addons.manifests`: a mirror URL or a local directory, not both.
+    fn manifest_source(&mut self, addons: &Fields) -> ManifestSource {
+        let Some(fields) = self.reader.sub_fields(addons, "manifests", MANIFESTS_KEYS) else {
+            return ManifestSource::Upstream;
+        };
+        let mirror = self.reader.text(&fields, "mirror");
+        let directory = self.reader.text(&fields, "directory");
+        if let (Some(_), Some(second)) = (&mirror, &directory) {
+            self.findings().error(
+                second.pos,
+                "`mirror` and `directory` are both set: manifests come from one place".to_string(),
+                Some("keep `mirror` (an http(s) server) or `directory` (files on this machine)".to_string()),
+            );
+            return ManifestSource::Upstream;
+        }
+        if let Some(text) = mirror {
+            let url = text.value.trim_end_matches('/');
+            if !is_http_url(url) {
+                self.findings().error(
+                    text.pos,
+                    format!("manifest mirror `{}` is not an http(s) URL", text.value),
+                    Some(
+                        "give the base URL under which `<upstream host>/<upstream path>` is served, e.g. `http://10.61.0.1/manifests`"
+                            .to_string(),
+                    ),
+                );
+                return ManifestSource::Upstream;
+            }
+            return ManifestSource::Mirror(url.to_string());
+        }
+        if let Some(text) = directory {
+            let Some(path) = self.resolve_path(&text) else {
+                return ManifestSource::Upstream;
+            };
+            if !path.is_dir() {
+                self.findings().error(
+                    text.pos,
+                    format!("manifest directory {} does not exist", path.display()),
+                    Some(
+                        "lay it out as `<upstream host>/<upstream path>`; relative paths start at the inventory file's directory"
+                            .to_string(),
+                    ),
+                );
+                return ManifestSource::Upstream;
+            }
+            return ManifestSource::Directory(path);
+        }
+        ManifestSource::Upstream
+    }
+
+    /// `sha256: {file name: 64 hex digits}`; an optional `sha256:` prefix on a value is accepted.
+    fn checksums(&mut self, fields: &Fields) -> Checksums {
+        let mut sums = Checksums::new();
+        let Some(field) = fields.get("sha256") else {
+            return sums;
+        };
+        let path = fields.child("sha256");
+        let Some(map) = self.reader.mapping(field.value, &path, field.key_pos) else {
+            return sums;
+        };
+        for (key, value) in map.entries() {
+            let name = key.as_str();
+            if name.is_empty() || name.contains('/') {
+                self.findings().error(
+                    yaml::scalar_pos(key),
+                    format!("`{name}` is not a manifest file name"),
+                    Some("use the last part of the manifest's URL, e.g. `operator-crds.yaml`".to_string()),
+                );
+                continue;
+            }
+            let Some(text) = self
+                .reader
+                .scalar_text(value, &format!("{path}.{name}"), yaml::node_pos(value))
+            else {
+                continue;
+            };
+            let hex = text
+                .value
+                .trim()
+                .strip_prefix("sha256:")
+                .unwrap_or(text.value.trim());
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                self.findings().error(
+                    text.pos,
+                    format!("SHA-256 `{}` of `{name}` is not 64 hex digits", text.value),
+                    Some("print it with `sha256sum FILE`".to_string()),
+                );
+                continue;
+            }
+            sums.insert(name.to_string(), hex.to_ascii_lowercase());
+        }
+        sums
     }
 
     /// An add-on that is listed is enabled unless it says otherwise; `calico:` alone counts as listed.
@@ -654,10 +748,12 @@ impl Decoder<'_, '_> {
             Some(fields) => Addon {
                 enabled: self.reader.boolean(&fields, "enabled").unwrap_or(true),
                 version: self.reader.text(&fields, "version").map(|text| text.value),
+                sha256: self.checksums(&fields),
             },
             None => Addon {
                 enabled: addons.get(key).is_none(),
                 version: None,
+                sha256: Checksums::new(),
             },
         }
     }
@@ -698,8 +794,16 @@ impl Decoder<'_, '_> {
             enabled: self.reader.boolean(&fields, "enabled").unwrap_or(true),
             version: self.reader.text(&fields, "version").map(|text| text.value),
             controller,
+            sha256: self.checksums(&fields),
         }
     }
+}
+
+/// `http(s)://` and a host, no whitespace: enough for a base URL kbs appends paths to.
+fn is_http_url(url: &str) -> bool {
+    let has_scheme = url.starts_with("http://") || url.starts_with("https://");
+    let host_part = url.split_once("://").map(|(_, rest)| rest).unwrap_or("");
+    has_scheme && !host_part.is_empty() && !url.chars().any(char::is_whitespace)
 }
 
 /// Whether the key is present at all, even with an empty value.

@@ -51,8 +51,8 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Diagnostic, Severity};
 pub use error::{InventoryError, SelectError};
 pub use model::{
-    Addon, Addons, ApiEndpoint, Cluster, Endpoint, EndpointMode, Group, Host, IngressAddon,
-    IngressController, Inventory, Role, Taint, TaintEffect,
+    Addon, Addons, ApiEndpoint, Checksums, Cluster, Endpoint, EndpointMode, Group, Host, IngressAddon,
+    IngressController, Inventory, ManifestSource, Role, Taint, TaintEffect,
 };
 pub use ssh::{Bastion, SshSettings};
 pub use version::{KubernetesVersion, SUPPORTED_MINORS};

@@ -227,19 +227,41 @@ pub struct Addons {
     pub longhorn: Addon,
     pub ingress: IngressAddon,
     pub metrics_server: Addon,
+    /// Where the add-ons' manifests come from (`addons.manifests`).
+    pub manifests: ManifestSource,
 }
+
+/// Where kbs fetches add-on manifests from. Whatever the source, each file is checked against
+/// its SHA-256 (from the inventory or the lock file) before anything is applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// The upstream URLs of kbs' version table.
+    #[default]
+    Upstream,
+    /// An http(s) base URL (no trailing `/`) serving `BASE/<upstream host>/<upstream path>`.
+    Mirror(String),
+    /// A local directory laid out as `DIR/<upstream host>/<upstream path>`, read on the machine
+    /// running kbs and uploaded over SSH (air-gapped sites). Absolute, resolved like `identityFile`.
+    Directory(PathBuf),
+}
+
+/// A manifest's expected SHA-256: the file name (last path segment of its URL) and 64 lowercase hex digits.
+pub type Checksums = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Addon {
     pub enabled: bool,
     /// A pinned version; `None` uses the version kbs' matrix pairs with the Kubernetes minor.
     pub version: Option<String>,
+    /// Expected SHA-256 per manifest file name; wins over the lock file.
+    pub sha256: Checksums,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngressAddon {
     pub enabled: bool,
     pub version: Option<String>,
+    pub sha256: Checksums,
     /// `None`: kbs' default controller.
     pub controller: Option<IngressController>,
 }

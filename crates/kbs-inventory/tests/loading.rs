@@ -302,3 +302,45 @@ fn odd_inputs_give_diagnostics_not_panics() {
         }
     }
 }
+
+#[test]
+fn manifest_sources_and_checksums_load() {
+    use kbs_inventory::ManifestSource;
+    let sum = "AB".repeat(32);
+    let yaml = format!(
+        "{}addons:\n  manifests:\n    mirror: http://10.61.0.1/manifests/\n  calico:\n    sha256: {{operator-crds.yaml: \"sha256:{sum}\"}}\n  ingress: {{controller: traefik, sha256: {{kubernetes-crd-rbac.yml: {sum}}}}}\n",
+        common::BASE
+    );
+    let inventory = common::load(&yaml).inventory;
+    assert_eq!(
+        inventory.addons.manifests,
+        ManifestSource::Mirror("http://10.61.0.1/manifests".into())
+    );
+    assert_eq!(
+        inventory
+            .addons
+            .calico
+            .sha256
+            .get("operator-crds.yaml")
+            .map(String::as_str),
+        Some("ab".repeat(32).as_str())
+    );
+    assert_eq!(inventory.addons.ingress.sha256.len(), 1);
+    // Without `manifests`, the upstream URLs.
+    let plain = common::load(&format!("{}addons:\n  calico:\n", common::BASE)).inventory;
+    assert_eq!(plain.addons.manifests, ManifestSource::Upstream);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mirror")).unwrap();
+    let path = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &path,
+        format!("{}addons:\n  manifests: {{directory: mirror}}\n", common::BASE),
+    )
+    .unwrap();
+    let inventory = kbs_inventory::load(&path).unwrap().inventory;
+    assert_eq!(
+        inventory.addons.manifests,
+        ManifestSource::Directory(std::path::absolute(dir.path().join("mirror")).unwrap())
+    );
+}

@@ -698,3 +698,52 @@ fn allow_cgroup_v1_is_a_boolean_defaulting_to_false() {
     let yaml = base_with(&[("  name: book\n", "  name: book\n  allowCgroupV1: true\n")]);
     assert!(common::load(&yaml).inventory.cluster.allow_cgroup_v1);
 }
+
+// ---- add-on manifest sources and checksums ----
+
+#[test]
+fn manifest_mirror_must_be_an_http_url() {
+    let yaml = format!("{BASE}addons:\n  manifests:\n    mirror: ftp://10.61.0.1/manifests\n");
+    assert_eq!(
+        errors(&yaml),
+        "inventory.yaml:19:13: error: manifest mirror `ftp://10.61.0.1/manifests` is not an http(s) URL\n  \
+         hint: give the base URL under which `<upstream host>/<upstream path>` is served, e.g. `http://10.61.0.1/manifests`"
+    );
+}
+
+#[test]
+fn manifest_mirror_and_directory_exclude_each_other() {
+    let yaml =
+        format!("{BASE}addons:\n  manifests:\n    mirror: http://10.61.0.1/manifests\n    directory: /\n");
+    assert_eq!(
+        errors(&yaml),
+        "inventory.yaml:20:16: error: `mirror` and `directory` are both set: manifests come from one place\n  \
+         hint: keep `mirror` (an http(s) server) or `directory` (files on this machine)"
+    );
+}
+
+#[test]
+fn manifest_directory_must_exist() {
+    let yaml = format!("{BASE}addons:\n  manifests: {{directory: no-such-dir}}\n");
+    let err = errors(&yaml);
+    assert!(
+        err.starts_with("inventory.yaml:18:26: error: manifest directory "),
+        "{err}"
+    );
+    assert!(err.contains("no-such-dir does not exist"), "{err}");
+}
+
+#[test]
+fn manifest_checksum_must_be_64_hex_digits_and_keyed_by_file_name() {
+    let yaml = format!(
+        "{BASE}addons:\n  calico:\n    sha256:\n      operator-crds.yaml: abc\n      manifests/x.yaml: {}\n",
+        "0".repeat(64)
+    );
+    assert_eq!(
+        errors(&yaml),
+        "inventory.yaml:20:27: error: SHA-256 `abc` of `operator-crds.yaml` is not 64 hex digits\n  \
+         hint: print it with `sha256sum FILE`\n\n\
+         inventory.yaml:21:7: error: `manifests/x.yaml` is not a manifest file name\n  \
+         hint: use the last part of the manifest's URL, e.g. `operator-crds.yaml`"
+    );
+}
