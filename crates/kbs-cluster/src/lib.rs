@@ -16,6 +16,7 @@
 //! assert_eq!(kbs_cluster::phase_names(), ["prepare"]);
 //! ```
 
+pub mod addons;
 pub mod checks;
 pub mod context;
 pub mod endpoint;
