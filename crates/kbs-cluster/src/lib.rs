@@ -19,6 +19,7 @@
 pub mod addons;
 pub mod checks;
 pub mod context;
+pub mod csr;
 pub mod endpoint;
 pub mod kubeadm_config;
 pub mod phases;
