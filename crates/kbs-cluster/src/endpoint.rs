@@ -146,6 +146,17 @@ pub struct Haproxy {
     pub bind: String,
     pub port: u16,
     pub servers: Vec<Backend>,
+    /// With the ingress add-on: the nodes that run the ingress controller, for the 80/443
+    /// frontends (the worker load balancer of the kind pattern). Empty without it.
+    pub ingress: Vec<IngressBackend>,
+}
+
+/// A node whose ingress controller answers on nodePorts 80 and 443.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngressBackend {
+    pub name: String,
+    /// The bare IP; `[ip]` for IPv6 so a port can follow.
+    pub host: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +195,26 @@ impl Haproxy {
                 })
             })
             .collect::<Result<Vec<_>, EndpointError>>()?;
+        let ingress = if inventory.addons.ingress.enabled {
+            crate::addons::ingress_nodes(inventory)
+                .into_iter()
+                .map(|node| {
+                    let ip = node
+                        .node_ip
+                        .or_else(|| node_ips.get(&node.name).copied())
+                        .ok_or_else(|| EndpointError::NodeIpUnknown(node.name.clone()))?;
+                    Ok(IngressBackend {
+                        name: node.name.clone(),
+                        host: match ip {
+                            IpAddr::V4(v4) => v4.to_string(),
+                            IpAddr::V6(v6) => format!("[{v6}]"),
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, EndpointError>>()?
+        } else {
+            Vec::new()
+        };
         let ipv6 = inventory
             .lbs()
             .any(|h| h.address.parse::<IpAddr>().is_ok_and(|ip| ip.is_ipv6()));
@@ -192,6 +223,7 @@ impl Haproxy {
             bind: if ipv6 { ":::".into() } else { "*".into() },
             port: endpoint.port,
             servers,
+            ingress,
         })
     }
 

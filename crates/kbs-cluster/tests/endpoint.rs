@@ -239,3 +239,55 @@ fn haproxy_on_a_control_plane_cannot_take_the_api_server_port() {
         "{err}"
     );
 }
+
+#[test]
+fn haproxy_balances_ingress_80_and_443_to_the_ingress_nodes_and_passes_haproxy_check() {
+    let inventory = load(&format!("{HAPROXY_INVENTORY}addons:\n  ingress:\n")).unwrap();
+    let config = Haproxy::for_inventory(&inventory, &BTreeMap::new())
+        .unwrap()
+        .render(&renderer())
+        .unwrap();
+    haproxy_check(&config).unwrap_or_else(|e| panic!("haproxy -c refused:\n{e}\n{config}"));
+    assert!(
+        config.contains("frontend ingress-http\n  bind *:80\n  default_backend ingress-http\n"),
+        "{config}"
+    );
+    assert!(
+        config.contains("frontend ingress-https\n  bind *:443\n  default_backend ingress-https\n"),
+        "{config}"
+    );
+    // host04 is the only worker: it runs the controller; each server is health-checked.
+    assert!(
+        config.contains("  server host04 192.168.61.14:80 check inter 2s fall 3 rise 2\n"),
+        "{config}"
+    );
+    assert!(
+        config.contains("  server host04 192.168.61.14:443 check inter 2s fall 3 rise 2\n"),
+        "{config}"
+    );
+    assert!(
+        !config.contains("192.168.61.11:80"),
+        "control planes run no ingress here:\n{config}"
+    );
+    // Schedulable control planes run it too.
+    let schedulable = load(&format!("{HAPROXY_INVENTORY}addons:\n  ingress:\n").replace(
+        "    port: 8443\n",
+        "    port: 8443\n  controlPlaneSchedulable: true\n",
+    ))
+    .unwrap();
+    let config = Haproxy::for_inventory(&schedulable, &BTreeMap::new())
+        .unwrap()
+        .render(&renderer())
+        .unwrap();
+    assert!(
+        config.contains("  server host01 192.168.61.11:443 check"),
+        "{config}"
+    );
+    haproxy_check(&config).unwrap();
+    // Without the ingress add-on there are no application frontends.
+    let plain = Haproxy::for_inventory(&load(HAPROXY_INVENTORY).unwrap(), &BTreeMap::new())
+        .unwrap()
+        .render(&renderer())
+        .unwrap();
+    assert!(!plain.contains("ingress"), "{plain}");
+}
