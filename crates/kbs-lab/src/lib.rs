@@ -22,6 +22,7 @@
 //! known_hosts in `/var/lib/kbs-lab/ssh`; each guest's clock offset (seconds) in `/etc/kbs-lab/clock-offset`.
 //! Host N is `hostNN` at 10.61.0.(10+N); 10.61.0.10 is the VIP.
 
+pub mod addon_manifests;
 mod cgroups;
 mod cmd;
 mod error;

@@ -16,6 +16,15 @@ pub enum AddonKind {
 }
 
 impl AddonKind {
+    /// Every add-on kbs knows, in install order.
+    pub const ALL: [AddonKind; 5] = [
+        AddonKind::Calico,
+        AddonKind::Longhorn,
+        AddonKind::IngressNginx,
+        AddonKind::Traefik,
+        AddonKind::MetricsServer,
+    ];
+
     /// The name people see in progress lines, errors and the record ConfigMap.
     pub fn name(&self) -> &'static str {
         match self {
