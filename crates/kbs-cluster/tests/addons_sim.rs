@@ -211,12 +211,12 @@ fn seed(sim: &Sim, nodes: &[(&str, &str)]) {
     }
 }
 
-fn inventory(dir: &Path, mirror: &Path) -> kbs_inventory::Inventory {
+fn inventory(dir: &Path, mirror: &Path, minor: &str, addons: &str) -> kbs_inventory::Inventory {
     let path = dir.join("lab.yaml");
     std::fs::write(
         &path,
         format!(
-            "cluster:\n  podSubnet: 172.31.0.0/16\n  kubernetesVersion: \"1.36\"\n  endpoint: {{mode: haproxy, port: 8443}}\nhosts:\n  - {{name: host01, address: 10.61.0.11, roles: [control-plane, lb]}}\n  - {{name: host02, address: 10.61.0.12, roles: [worker]}}\naddons:\n  manifests: {{directory: {}}}\n  calico:\n  longhorn:\n  ingress:\n  metricsServer:\n",
+            "cluster:\n  podSubnet: 172.31.0.0/16\n  kubernetesVersion: \"{minor}\"\n  endpoint: {{mode: haproxy, port: 8443}}\nhosts:\n  - {{name: host01, address: 10.61.0.11, roles: [control-plane, lb]}}\n  - {{name: host02, address: 10.61.0.12, roles: [worker]}}\naddons:\n  manifests: {{directory: {}}}\n{addons}",
             mirror.display()
         ),
     )
@@ -230,7 +230,12 @@ async fn csrs_then_every_addon_ready_in_the_simulated_cluster_and_a_second_run_c
     seed(&sim, &[("host01", "10.61.0.11"), ("host02", "10.61.0.12")]);
     let mirror = sim.dir.path().join("mirror");
     kbs_lab::addon_manifests::publish(&mirror).unwrap();
-    let inventory = inventory(sim.dir.path(), &mirror);
+    let inventory = inventory(
+        sim.dir.path(),
+        &mirror,
+        "1.36",
+        "  calico:\n  longhorn:\n  ingress:\n  metricsServer:\n",
+    );
     let fake = control_plane(
         sim.kubeconfig("kubernetes-super-admin", &["system:masters"]),
         sim.dir.path().join("host01"),
@@ -305,4 +310,55 @@ async fn csrs_then_every_addon_ready_in_the_simulated_cluster_and_a_second_run_c
     let again = install(&ctx, &progress).await.unwrap();
     assert!(!again.changed(), "{again:#?}");
     assert!(!again.lock_written);
+}
+
+/// The book's exact setup on 1.35: ingress-nginx's upstream NodePort Service is patched to 80/443
+/// and its IngressClass `nginx` becomes the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_books_ingress_nginx_gets_nodeports_80_443_and_the_default_class() {
+    let sim = Sim::start();
+    seed(&sim, &[("host01", "10.61.0.11"), ("host02", "10.61.0.12")]);
+    let mirror = sim.dir.path().join("mirror");
+    kbs_lab::addon_manifests::publish(&mirror).unwrap();
+    let inventory = inventory(
+        sim.dir.path(),
+        &mirror,
+        "1.35",
+        "  calico:\n  ingress: {controller: ingress-nginx}\n",
+    );
+    let fake = control_plane(
+        sim.kubeconfig("kubernetes-super-admin", &["system:masters"]),
+        sim.dir.path().join("host01"),
+    );
+    let cp = Remote::new(fake);
+    let mut ctx = AddonContext::new(&inventory, 35, "host01", &cp, vec![("host01".into(), &cp)]).unwrap();
+    ctx.deadlines.ready = Duration::from_secs(20);
+    let report = install(&ctx, &|_| {}).await.unwrap();
+    assert!(
+        report.warnings.is_empty(),
+        "tested with 1.35: {:?}",
+        report.warnings
+    );
+    let mut admin = sim.admin();
+    let svc = admin
+        .get("/api/v1/namespaces/ingress-nginx/services/ingress-nginx-controller")
+        .unwrap()
+        .body;
+    let ports: Vec<(u64, u64)> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].as_u64().unwrap(), p["nodePort"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(ports, [(80, 80), (443, 443)]);
+    let class = admin
+        .get("/apis/networking.k8s.io/v1/ingressclasses/nginx")
+        .unwrap()
+        .body;
+    assert_eq!(
+        class["metadata"]["annotations"]["ingressclass.kubernetes.io/is-default-class"],
+        "true"
+    );
+    let again = install(&ctx, &|_| {}).await.unwrap();
+    assert!(!again.changed(), "{again:#?}");
 }
