@@ -160,7 +160,7 @@ pub struct KubeadmConfig {
     pub text: Secret,
 }
 
-/// The kubeadm config for `host_name`.
+/// The kubeadm config for `host_name`, in the role the inventory gives it.
 pub fn kubeadm_config(
     inventory: &Inventory,
     host_name: &str,
@@ -171,12 +171,26 @@ pub fn kubeadm_config(
         .ok_or_else(|| ConfigError::UnknownHost(host_name.to_string()))?;
     let role =
         KubeadmRole::of(inventory, host).ok_or_else(|| ConfigError::NoKubeadmRole(host.name.clone()))?;
+    kubeadm_config_as(inventory, host_name, role, input)
+}
+
+/// The kubeadm config for `host_name` in `role`: the first control plane joins instead of
+/// initialising when the cluster already runs (it was reset, or another one did `init`).
+pub fn kubeadm_config_as(
+    inventory: &Inventory,
+    host_name: &str,
+    role: KubeadmRole,
+    input: &ConfigInput,
+) -> Result<KubeadmConfig, ConfigError> {
+    let host = inventory
+        .host(host_name)
+        .ok_or_else(|| ConfigError::UnknownHost(host_name.to_string()))?;
     let text = match role {
         KubeadmRole::Init => {
             let docs = [
                 to_yaml(&init_configuration(inventory, host, input)?)?,
                 to_yaml(&cluster_configuration(inventory, input)?)?,
-                to_yaml(&kubelet_configuration())?,
+                to_yaml(&kubelet_configuration(inventory))?,
             ];
             docs.join("---\n")
         }
@@ -337,6 +351,10 @@ struct KubeletConfiguration {
     /// CA-signed serving certificates (metrics-server); kbs approves the CSRs it can vouch for.
     #[serde(rename = "serverTLSBootstrap")]
     server_tls_bootstrap: bool,
+    /// `false` only when the inventory allows cgroup v1 hosts: the kubelet refuses them by
+    /// default since 1.35.
+    #[serde(rename = "failCgroupV1", skip_serializing_if = "Option::is_none")]
+    fail_cgroup_v1: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -430,12 +448,13 @@ fn cluster_configuration(
     })
 }
 
-fn kubelet_configuration() -> KubeletConfiguration {
+fn kubelet_configuration(inventory: &Inventory) -> KubeletConfiguration {
     KubeletConfiguration {
         api_version: KUBELET_API,
         kind: "KubeletConfiguration",
         cgroup_driver: "systemd",
         server_tls_bootstrap: true,
+        fail_cgroup_v1: inventory.cluster.allow_cgroup_v1.then_some(false),
     }
 }
 

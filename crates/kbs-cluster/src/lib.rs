@@ -13,7 +13,7 @@
 //! let vars = kbs_cluster::vars(&inventory, &kbs_cluster::Options::default()).unwrap();
 //! assert_eq!(vars.versions["containerd_min_major"], 2);
 //! assert_eq!(vars.versions["pause_image"], "registry.k8s.io/pause:3.10.1");
-//! assert_eq!(kbs_cluster::phase_names(), ["prepare"]);
+//! assert_eq!(kbs_cluster::phase_names(), ["prepare", "endpoint", "init", "join-control-planes", "join-workers", "approve-csrs", "addons"]);
 //! ```
 
 pub mod addons;
@@ -22,6 +22,7 @@ pub mod context;
 pub mod csr;
 pub mod endpoint;
 pub mod kubeadm_config;
+pub mod orchestrate;
 pub mod phases;
 pub mod secrets;
 pub mod versions;
@@ -29,7 +30,9 @@ pub mod versions;
 pub use checks::{fitness, Finding, Level};
 pub use context::{minor_versions, vars, ContextError, Options};
 pub use endpoint::{EndpointError, Haproxy, KubeVip, KubeVipKubeconfig};
-pub use kubeadm_config::{kubeadm_config, ConfigError, ConfigInput, KubeadmConfig, KubeadmRole};
+pub use kubeadm_config::{
+    kubeadm_config, kubeadm_config_as, ConfigError, ConfigInput, KubeadmConfig, KubeadmRole,
+};
 pub use phases::{apply_phases, phase_names};
 pub use secrets::{ca_cert_hash, Secrets, SecretsError};
 pub use versions::{default_minor, for_minor, MinorVersions, TABLE};

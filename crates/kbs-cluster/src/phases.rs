@@ -1,8 +1,9 @@
 //! The phases of `kbs apply`, in order. Each is a playbook on a host set with a strategy; the
 //! engine runs them and `--until NAME` stops after the named one.
 //!
-//! Today: prepare. To come (design.md): endpoint → init (first control plane, once) → join control
-//! planes (serial) → join workers (parallel) → CSR approval → add-ons → wait ready.
+//! The playbook phases ([`apply_phases`]: prepare) come first; the cluster phases of
+//! [`crate::orchestrate`] follow: endpoint → init (first control plane, once) → join control planes
+//! (serial) → join workers (parallel).
 
 use kbs_engine::{HostSet, Phase, Strategy};
 
@@ -15,9 +16,11 @@ pub fn apply_phases() -> Vec<Phase> {
         .strategy(Strategy::Parallel)]
 }
 
-/// Names accepted by `--until`.
+/// Names accepted by `--until`, in the order they run.
 pub fn phase_names() -> Vec<String> {
-    apply_phases().into_iter().map(|p| p.name).collect()
+    let mut names: Vec<String> = apply_phases().into_iter().map(|p| p.name).collect();
+    names.extend(crate::orchestrate::PHASES.iter().map(|p| p.to_string()));
+    names
 }
 
 #[cfg(test)]

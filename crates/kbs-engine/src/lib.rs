@@ -80,7 +80,7 @@ pub use facts::{Facts, KubeadmState};
 pub use modules::{ModuleError, Outcome, Timing};
 pub use playbook::{HostSet, Library, LibraryError, Playbook, Strategy, Task};
 pub use render::{RenderError, Renderer};
-pub use runner::{Engine, EngineError, HostFailure, Mode, Phase, RunReport, Vars};
+pub use runner::{Engine, EngineError, HostFailure, Mode, Phase, PhaseGuard, RunReport, Vars};
 pub use transport::{
-    ExecResult, Remote, Script, SshTransport, Transport, TransportError, Unreachable, Upload,
+    sh_quote, ExecResult, Remote, Script, SshTransport, Transport, TransportError, Unreachable, Upload,
 };

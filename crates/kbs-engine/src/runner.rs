@@ -23,6 +23,9 @@ use crate::render::Renderer;
 use crate::strategy;
 use crate::transport::{Remote, Script, Transport};
 
+mod steps;
+pub use steps::PhaseGuard;
+
 /// One step of a run: a playbook on a set of hosts with a strategy. `hosts`/`strategy` override the
 /// playbook's own defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +157,11 @@ pub struct Engine {
     window: usize,
     timing: Timing,
     host_lock: bool,
+    /// The run lock taken by [`Engine::start`], released by [`Engine::finish`].
+    run_lock: Mutex<Option<RunLock>>,
+    /// Phases change only these hosts (`--hosts`, `kbs join`); the others are connected for
+    /// reading (facts, the cluster's credentials). `None`: every host.
+    limit: Option<BTreeSet<String>>,
 }
 
 impl Engine {
@@ -183,6 +191,8 @@ impl Engine {
             window: 64,
             timing: Timing::default(),
             host_lock: true,
+            run_lock: Mutex::new(None),
+            limit: None,
         }
     }
 
@@ -190,6 +200,17 @@ impl Engine {
     pub fn host_lock(mut self, enabled: bool) -> Self {
         self.host_lock = enabled;
         self
+    }
+
+    /// Phases change only the named hosts; the others are there to be read.
+    pub fn limit(mut self, hosts: impl IntoIterator<Item = String>) -> Self {
+        self.limit = Some(hosts.into_iter().collect());
+        self
+    }
+
+    /// Whether phases may change `host` (see [`Engine::limit`]).
+    pub fn in_limit(&self, host: &str) -> bool {
+        self.limit.as_ref().is_none_or(|l| l.contains(host))
     }
 
     /// At most this many hosts work at once in parallel phases (default 64).
@@ -431,14 +452,46 @@ impl Engine {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        self.start(mode).await;
+        self.run_phases(phases, playbooks, mode).await;
+        Ok(self.finish().await)
+    }
+
+    /// Gathers facts on every host and, for [`Mode::Apply`], takes each host's run lock. Call once
+    /// before [`Engine::run_phase_named`] or the Rust-coded steps of [`crate::steps`].
+    pub async fn start(&self, mode: Mode) {
         let lock = (mode == Mode::Apply && self.host_lock).then(RunLock::new);
         self.gather(lock.as_ref()).await;
         if let Some(lock) = &lock {
             self.lock_hosts(lock).await;
         }
+        if let Ok(mut slot) = self.run_lock.lock() {
+            *slot = lock;
+        }
+    }
+
+    /// Runs one phase by name (its playbook must be in the library); after [`Engine::start`].
+    pub async fn run_phase_named(&self, phase: &Phase, mode: Mode) -> Result<(), EngineError> {
+        let playbook =
+            self.library
+                .playbook(&phase.playbook)
+                .ok_or_else(|| EngineError::UnknownPlaybook {
+                    phase: phase.name.clone(),
+                    playbook: phase.playbook.clone(),
+                })?;
+        self.run_phase(phase, playbook, mode).await;
+        Ok(())
+    }
+
+    async fn run_phases(&self, phases: &[Phase], playbooks: Vec<&Playbook>, mode: Mode) {
         for (phase, playbook) in phases.iter().zip(playbooks) {
             self.run_phase(phase, playbook, mode).await;
         }
+    }
+
+    /// Releases the run locks, emits the `Summary` event and returns the report.
+    pub async fn finish(&self) -> RunReport {
+        let lock = self.run_lock.lock().ok().and_then(|mut slot| slot.take());
         if let Some(lock) = &lock {
             self.unlock_hosts(lock).await;
         }
@@ -449,7 +502,7 @@ impl Engine {
         self.events.emit(Event::Summary {
             hosts: report.hosts.clone(),
         });
-        Ok(report)
+        report
     }
 
     async fn run_phase(&self, phase: &Phase, playbook: &Playbook, mode: Mode) {
@@ -458,7 +511,7 @@ impl Engine {
         let chosen: Vec<&HostState> = strategy::select(&all, set)
             .into_iter()
             .map(|i| &self.hosts[i])
-            .filter(|h| !h.failed())
+            .filter(|h| !h.failed() && self.in_limit(&h.host.name))
             .collect();
         let strategy = phase.strategy.unwrap_or(playbook.strategy);
         let started = Instant::now();
@@ -625,25 +678,10 @@ impl Engine {
                 return self.task_failed(h, task, e, result(TaskStatus::Failed, None, None));
             }
         };
-        let mctx = ModuleCtx {
-            host: &h.host.name,
-            remote: &h.remote,
-            check_only: mode == Mode::Check,
-            renderer: &self.renderer,
-            vars: &ctx,
-            events: self.events.as_ref(),
-            timing: &self.timing,
-            prefetched: Some(prefetch),
-        };
+        let mctx = self.module_ctx(h, &ctx, mode, Some(prefetch));
         match modules::run(&task.module, &args, &mctx).await {
             Ok(outcome) => {
-                let status = if outcome.skipped {
-                    TaskStatus::Skipped
-                } else if outcome.changed {
-                    TaskStatus::Changed
-                } else {
-                    TaskStatus::Ok
-                };
+                let status = outcome.status();
                 h.count(status);
                 tracing::debug!(host = %h.host.name, task = %task.name, ?status, "task done");
                 self.events.emit(result(status, outcome.diff, outcome.message));
@@ -656,6 +694,26 @@ impl Engine {
                 Some(status)
             }
             Err(e) => self.task_failed(h, task, e, result(TaskStatus::Failed, None, None)),
+        }
+    }
+
+    /// What a module gets to run with on host `h`.
+    fn module_ctx<'a>(
+        &'a self,
+        h: &'a HostState,
+        vars: &'a Value,
+        mode: Mode,
+        prefetched: Option<&'a Prefetch>,
+    ) -> ModuleCtx<'a> {
+        ModuleCtx {
+            host: &h.host.name,
+            remote: &h.remote,
+            check_only: mode == Mode::Check,
+            renderer: &self.renderer,
+            vars,
+            events: self.events.as_ref(),
+            timing: &self.timing,
+            prefetched,
         }
     }
 

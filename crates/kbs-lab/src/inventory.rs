@@ -15,7 +15,7 @@ struct Inventory {
     cluster: Cluster,
     ssh: Ssh,
     hosts: Vec<InventoryHost>,
-    addons: BTreeMap<&'static str, BTreeMap<String, String>>,
+    addons: BTreeMap<&'static str, serde_yaml::Value>,
 }
 
 #[derive(Serialize)]
@@ -121,10 +121,7 @@ pub fn render(hosts: &[Host], lbs: &[String]) -> Result<String> {
             sudo: false,
         },
         hosts: hosts_out,
-        addons: ["calico", "longhorn", "ingress", "metricsServer"]
-            .into_iter()
-            .map(|a| (a, BTreeMap::new()))
-            .collect(),
+        addons: addons(),
     };
     let body = serde_yaml::to_string(&inventory)
         .map_err(|e| Error::new("writing the inventory", e, "report this as a bug"))?;
@@ -132,6 +129,23 @@ pub fn render(hosts: &[Host], lbs: &[String]) -> Result<String> {
         "# Written by kbs-lab up: the lab's hosts (systemd-nspawn machines on bridge {}).\n{body}",
         paths::BRIDGE
     ))
+}
+
+/// Every add-on with kbs' defaults, its manifests from the lab's mirror: the guests and kbs
+/// itself must never reach for the internet.
+fn addons() -> BTreeMap<&'static str, serde_yaml::Value> {
+    let mut addons: BTreeMap<&'static str, serde_yaml::Value> =
+        ["calico", "longhorn", "ingress", "metricsServer"]
+            .into_iter()
+            .map(|a| (a, serde_yaml::Value::Mapping(Default::default())))
+            .collect();
+    let mut manifests = serde_yaml::Mapping::new();
+    manifests.insert(
+        "mirror".into(),
+        format!("http://{}/manifests", paths::BRIDGE_ADDRESS).into(),
+    );
+    addons.insert("manifests", serde_yaml::Value::Mapping(manifests));
+    addons
 }
 
 pub fn write(path: &Path, hosts: &[Host], lbs: &[String]) -> Result<()> {
@@ -148,6 +162,15 @@ mod tests {
 
     fn hosts(n: usize) -> Vec<Host> {
         (1..=n).map(|i| Host::new(i, n)).collect()
+    }
+
+    #[test]
+    fn add_on_manifests_come_from_the_lab_mirror() {
+        let text = render(&hosts(4), &[]).unwrap();
+        assert!(
+            text.contains("manifests:\n    mirror: http://10.61.0.1/manifests"),
+            "{text}"
+        );
     }
 
     #[test]

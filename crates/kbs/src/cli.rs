@@ -67,8 +67,14 @@ pub struct GlobalOptions {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Converge the hosts to the inventory: prepare them (kernel, swap, containerd, Kubernetes
-    /// packages). Running it again changes nothing.
+    /// packages), set up the API endpoint, `kubeadm init` the first control plane, join the other
+    /// control planes one at a time and the workers in parallel. Running it again changes nothing.
+    /// Phases (for --until): prepare, endpoint, init, join-control-planes, join-workers,
+    /// approve-csrs, addons.
     Apply(ApplyArgs),
+    /// Add a host of the inventory to the running cluster (prepare it, fresh token and, for a
+    /// control plane, freshly uploaded certificates; the token is deleted afterwards).
+    Join(JoinArgs),
     /// Can kbs reach and use every host, and is every host fit (OS, CPU and memory, free ports,
     /// unique identity, clock)? Changes nothing; exits 1 on a problem that would stop `apply`.
     Check(CheckArgs),
@@ -78,6 +84,43 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print the kubeadm config a host gets (secrets redacted); connects to nothing.
     Render(RenderArgs),
+    /// Write the cluster's admin kubeconfig (server: the HA endpoint) with mode 0600.
+    Kubeconfig(KubeconfigArgs),
+    /// Nodes with roles, readiness and versions, the endpoint's health, pending CSRs; exits 1
+    /// when a node is not Ready or the endpoint does not answer.
+    Status(StatusArgs),
+    /// `kubeadm reset` and cleanup on the given hosts (all without any), after confirmation.
+    /// Control planes leave etcd one at a time; their Node objects are deleted.
+    Reset(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KubeconfigArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+
+    /// Where to write it (`-` for stdout). Default: <cluster>-admin.kubeconfig beside the inventory.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The inventory file.
+    pub inventory: PathBuf,
+
+    /// Hosts to reset, by name. None: every host (the whole cluster).
+    pub hosts: Vec<String>,
+
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +159,20 @@ pub struct PlanArgs {
     /// Use the templates in DIR instead of the ones built into kbs.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+
+    /// Base URL of a pkgs.k8s.io mirror; beats the inventory's `cluster.packageRepository`.
+    #[arg(long, value_name = "URL")]
+    pub package_repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The host to add, as the inventory names it.
+    pub host: String,
+
+    /// The inventory file.
+    #[arg(long, short = 'i', value_name = "INVENTORY")]
+    pub inventory: PathBuf,
 
     /// Base URL of a pkgs.k8s.io mirror; beats the inventory's `cluster.packageRepository`.
     #[arg(long, value_name = "URL")]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use clap::Parser;
 use kbs_ssh::ConnectOptions;
 
-use crate::cli::{Cli, Command, GlobalOptions, PlanArgs};
+use crate::cli::{Cli, Command, GlobalOptions, JoinArgs, PlanArgs};
 use crate::commands::apply::ApplyRequest;
 use crate::failure::Failure;
 use crate::output::report::Detail;
@@ -67,6 +67,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let request = apply_request(args.plan, check_only, show_diffs, &cli.global);
             commands::apply::run(request, defaults, forks).await
         }
+        Command::Join(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            let request = join_request(args, &cli.global)?;
+            commands::apply::run(request, defaults, forks).await
+        }
         Command::Check(args) => {
             let defaults = access_defaults(&cli.global)?;
             commands::check::run(&args.inventory, args.hosts.as_deref(), defaults, forks).await
@@ -81,6 +86,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             commands::exec::run(args, defaults, forks).await
         }
         Command::Render(args) => commands::render::run(args),
+        Command::Kubeconfig(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            commands::kubeconfig::run(&args.inventory, args.output_file, defaults, forks).await
+        }
+        Command::Status(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            commands::status::run(&args.inventory, cli.global.output, defaults, forks).await
+        }
+        Command::Reset(args) => {
+            let defaults = access_defaults(&cli.global)?;
+            let request = commands::reset::ResetRequest {
+                inventory: &args.inventory,
+                hosts: args.hosts,
+                yes: args.yes,
+                output: cli.global.output,
+                detail: Detail {
+                    show_ok: cli.global.verbose > 0,
+                    show_diffs: false,
+                    quiet: cli.global.quiet,
+                },
+            };
+            commands::reset::run(request, defaults, forks).await
+        }
     }
 }
 
@@ -99,7 +127,30 @@ fn apply_request(args: PlanArgs, check_only: bool, show_diffs: bool, global: &Gl
             show_diffs,
             quiet: global.quiet,
         },
+        join_only: false,
     }
+}
+
+/// `kbs join HOST`: apply narrowed to that one host (a name, not a pattern), never an init.
+fn join_request(args: JoinArgs, global: &GlobalOptions) -> Result<ApplyRequest, Failure> {
+    if args.host.is_empty() || args.host.contains(|c: char| "*?[],:".contains(c)) {
+        return Err(Failure::BadInput(format!(
+            "kbs join takes one host name of the inventory, not `{}`",
+            args.host
+        )));
+    }
+    let plan = PlanArgs {
+        inventory: args.inventory,
+        hosts: Some(args.host),
+        until: None,
+        show_ok: false,
+        playbooks: None,
+        templates: None,
+        package_repository: args.package_repository,
+    };
+    let mut request = apply_request(plan, false, false, global);
+    request.join_only = true;
+    Ok(request)
 }
 
 /// The SSH choices of the command line, shared by every host of the run.

@@ -5,71 +5,16 @@
 //! Needs root (the lab boots machines). One lab per machine: the tests of this file run one after
 //! another inside a single test function.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Instant;
 
 use kbs_lab::{Fault, Lab, UpOptions};
-use serde_json::Value;
 
 const HOSTS: [&str; 4] = ["host01", "host02", "host03", "host04"];
 
-fn kbs(inventory: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kbs"))
-        .args(["--no-ssh-config", "--output", "json"])
-        .args(args)
-        .arg(inventory)
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run kbs")
-}
-
-/// The NDJSON events kbs printed.
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
-}
-
-/// The closing summary: host → (ok, changed, failed).
-fn summary(out: &Output) -> BTreeMap<String, (u64, u64, u64)> {
-    let all = events(out);
-    let last = all.last().expect("kbs printed no event");
-    assert_eq!(
-        last["event"], "summary",
-        "the last event must be the summary: {last}"
-    );
-    last["hosts"]
-        .as_object()
-        .expect("hosts")
-        .iter()
-        .map(|(host, c)| {
-            let n = |k: &str| c[k].as_u64().unwrap_or(u64::MAX);
-            (host.clone(), (n("ok"), n("changed"), n("failed")))
-        })
-        .collect()
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn on(lab: &Lab, host: &str, command: &str) -> String {
-    let out = lab.ssh(host, command).expect("ssh into the lab");
-    assert!(
-        out.status.success(),
-        "{host}: `{command}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+mod common;
+use common::{describe, events, kbs, on, summary};
 
 #[test]
 fn prepare_converges_every_host_and_a_second_run_changes_nothing() {

@@ -167,6 +167,18 @@ impl Outcome {
         }
     }
 
+    /// How the outcome is reported.
+    pub fn status(&self) -> crate::events::TaskStatus {
+        use crate::events::TaskStatus;
+        if self.skipped {
+            TaskStatus::Skipped
+        } else if self.changed {
+            TaskStatus::Changed
+        } else {
+            TaskStatus::Ok
+        }
+    }
+
     pub fn with_message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self

@@ -1,13 +1,18 @@
-//! `kbs apply` (and `kbs plan`, which is `apply --dry-run`): converge the hosts to the inventory.
+//! `kbs apply` (and `kbs plan`, which is `apply --dry-run`; and `kbs join`, which is apply
+//! narrowed to one host): converge the hosts to the inventory.
 //!
 //! The story of a run: load and validate the inventory → connect to every host (one SSH connection
-//! each, `--forks` at a time) → the phases of `kbs_cluster::apply_phases()` in order, each a playbook
-//! on a host set → a per-host summary. Unreachable hosts fail alone; the others go on.
+//! each, `--forks` at a time) → the playbook phases of `kbs_cluster::apply_phases()` (prepare) →
+//! the cluster phases of `kbs_cluster::orchestrate` (endpoint, init, joins) → a per-host summary.
+//! Unreachable hosts fail alone; the others go on. With `--hosts`, only the selected hosts are
+//! changed, but the control planes are connected too: a join needs the running cluster.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use kbs_cluster::orchestrate::{self, ClusterRun, Deadlines};
 use kbs_engine::{Engine, EventSink, Library, Mode};
+use kbs_inventory::{Host, Inventory, Role};
 
 use crate::commands::{load_inventory, select_hosts};
 use crate::connect::connect_hosts;
@@ -26,14 +31,16 @@ pub struct ApplyRequest {
     pub package_repository: Option<String>,
     pub output: OutputFormat,
     pub detail: Detail,
+    /// `kbs join`: the cluster must exist already.
+    pub join_only: bool,
 }
 
 pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) -> Result<(), Failure> {
     let inventory = load_inventory(&request.inventory)?;
     let phases = kbs_cluster::apply_phases();
     if let Some(until) = &request.until {
-        if !phases.iter().any(|phase| &phase.name == until) {
-            let known: Vec<&str> = phases.iter().map(|phase| phase.name.as_str()).collect();
+        let known = kbs_cluster::phase_names();
+        if !known.contains(until) {
             return Err(Failure::BadInput(format!(
                 "--until {until}: no such phase; the phases are {}",
                 known.join(", ")
@@ -57,22 +64,65 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
     let vars =
         kbs_cluster::vars(&inventory, &options).map_err(|error| Failure::BadInput(error.to_string()))?;
 
-    let (sender, reporter) = report::start(request.output, request.detail);
+    let versions =
+        kbs_cluster::minor_versions(&inventory).map_err(|error| Failure::BadInput(error.to_string()))?;
     let selected = select_hosts(&inventory, request.hosts.as_deref())?;
-    let hosts = connect_hosts(&inventory, &selected, &defaults, forks).await;
+    let limited = request.hosts.is_some();
+    let connected = if limited {
+        with_cluster_hosts(&inventory, &selected)
+    } else {
+        selected.clone()
+    };
+
+    let (sender, reporter) = report::start(request.output, request.detail);
+    let hosts = connect_hosts(&inventory, &connected, &defaults, forks).await;
     let mode = if request.check_only {
         Mode::Check
     } else {
         Mode::Apply
     };
     let sink: Arc<dyn EventSink> = Arc::new(sender.clone());
-    let engine = Engine::new(library, hosts, vars, sink).window(forks);
-    let outcome = engine.run(&phases, mode, request.until.as_deref()).await;
+    let mut engine = Engine::new(library, hosts, vars, sink).window(forks);
+    if limited {
+        engine = engine.limit(selected.iter().map(|h| h.name.clone()));
+    }
+    engine.start(mode).await;
+    let mut outcome = Ok(());
+    for phase in &phases {
+        if let Err(error) = engine.run_phase_named(phase, mode).await {
+            outcome = Err(error.to_string());
+            break;
+        }
+        if request.until.as_deref() == Some(phase.name.as_str()) {
+            break;
+        }
+    }
+    let playbooks_only = request
+        .until
+        .as_deref()
+        .is_some_and(|until| phases.iter().any(|phase| phase.name == until));
+    if outcome.is_ok() && !playbooks_only {
+        let run = ClusterRun {
+            engine: &engine,
+            inventory: &inventory,
+            versions,
+            mode,
+            deadlines: Deadlines::default(),
+            window: forks,
+            join_only: request.join_only,
+        };
+        outcome = orchestrate::converge(&run, request.until.as_deref())
+            .await
+            .map_err(|error| error.to_string());
+    }
+    let report = engine.finish().await;
     drop(engine);
     drop(sender);
     let _ = reporter.await;
 
-    let report = outcome.map_err(|error| Failure::BadInput(error.to_string()))?;
+    if let Err(error) = outcome {
+        return Err(Failure::HostsFailed(error));
+    }
     let mut failed: Vec<String> = report
         .failures
         .iter()
@@ -89,4 +139,18 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
             failed.join(", ")
         )))
     }
+}
+
+/// The selected hosts plus the control planes and load balancers a join needs, in inventory order.
+fn with_cluster_hosts(inventory: &Inventory, selected: &[Host]) -> Vec<Host> {
+    inventory
+        .hosts
+        .iter()
+        .filter(|host| {
+            selected.iter().any(|s| s.name == host.name)
+                || host.has_role(Role::ControlPlane)
+                || host.has_role(Role::Lb)
+        })
+        .cloned()
+        .collect()
 }

@@ -2,8 +2,12 @@
 
 pub mod apply;
 pub mod check;
+pub mod cluster;
 pub mod exec;
+pub mod kubeconfig;
 pub mod render;
+pub mod reset;
+pub mod status;
 
 use std::path::Path;
 

@@ -1,0 +1,342 @@
+//! `kbs apply` and `kbs join` end to end in the lab: real hosts, real SSH, apt, systemd and
+//! HAProxy; kubeadm, kubelet, the API server and kube-vip simulated by kbs-sim.
+//!
+//! kube-vip: three control planes and a worker from bare hosts; an init that fails preflight is
+//! reported with the host and kubeadm's message; a control plane that cannot reach the endpoint
+//! fails alone; the VIP moves when its leader goes down; a second apply changes nothing; three hours
+//! later (lab clock) a worker and a fourth control plane join; a reset worker joins again.
+//! HAProxy: the same cluster behind HAProxy on an `lb` host.
+//!
+//! Needs root. One lab per machine: each test brings up its own, one after the other.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kbs_lab::{Fault, Lab, UpOptions};
+
+mod common;
+use common::{describe, events, kbs, kbs_args, on, summary};
+
+const VIP: &str = "10.61.0.10";
+const ADMIN: &str = "kubectl --kubeconfig /etc/kubernetes/admin.conf";
+
+/// The lab's inventory with roles set by the test.
+fn write_inventory(lab: &Lab, path: &Path, roles: &[(String, &str)]) {
+    let text = std::fs::read_to_string(lab.inventory_file().expect("the lab wrote an inventory")).unwrap();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    for host in doc["hosts"].as_sequence_mut().unwrap() {
+        let name = host["name"].as_str().unwrap().to_string();
+        if let Some((_, role)) = roles.iter().find(|(n, _)| n == &name) {
+            host["roles"] = serde_yaml::Value::Sequence(vec![(*role).into()]);
+        }
+    }
+    std::fs::write(path, serde_yaml::to_string(&doc).unwrap()).unwrap();
+}
+
+fn nodes(lab: &Lab, on_host: &str) -> Vec<String> {
+    let mut names: Vec<String> = on(lab, on_host, &format!("{ADMIN} get nodes -o name"))
+        .lines()
+        .map(|l| l.trim_start_matches("node/").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The control plane holding the VIP, if any.
+fn vip_holder(lab: &Lab, control_planes: &[&str]) -> Option<String> {
+    control_planes
+        .iter()
+        .find(|h| {
+            lab.ssh(h, &format!("ip -o addr show | grep -q ' {VIP}/'"))
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .map(|h| h.to_string())
+}
+
+fn api_answers_through(lab: &Lab, from: &str, endpoint: &str) -> bool {
+    lab.ssh(
+        from,
+        &format!("curl -ksf --max-time 5 https://{endpoint}:6443/readyz"),
+    )
+    .map(|o| o.status.success())
+    .unwrap_or(false)
+}
+
+fn poll(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !f() {
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn assert_no_change(out: &std::process::Output, what: &str) {
+    assert!(out.status.success(), "{what}: {}", describe(out));
+    for (host, (_, changed, failed)) in summary(out) {
+        assert!(
+            changed == 0 && failed == 0,
+            "{what}: {host}: {changed} changed, {failed} failed\n{}",
+            describe(out)
+        );
+    }
+}
+
+/// `kbs join HOST -i INVENTORY`.
+fn join(host: &str, inventory: &Path) -> std::process::Output {
+    kbs_args(&[
+        std::ffi::OsStr::new("join"),
+        host.as_ref(),
+        "-i".as_ref(),
+        inventory.as_os_str(),
+    ])
+}
+
+/// A lab of host01..host04 (three control planes, a worker) plus one host per role in `more`
+/// (host05, host06, …), with the test's inventory written at `inventory`.
+fn up_with_roles(inventory: &Path, lbs: &[&str], more: &[&str]) -> Lab {
+    let mut options = UpOptions::new(4 + more.len());
+    options.inventory = Some(inventory.with_extension("lab.yaml"));
+    options.lbs = lbs.iter().map(|s| s.to_string()).collect();
+    let lab = Lab::up(options).expect("bring up the lab");
+    let mut roles: Vec<(String, &str)> = vec![
+        ("host01".into(), "control-plane"),
+        ("host02".into(), "control-plane"),
+        ("host03".into(), "control-plane"),
+        ("host04".into(), "worker"),
+    ];
+    roles.extend(
+        more.iter()
+            .enumerate()
+            .map(|(i, role)| (format!("host{:02}", 5 + i), *role)),
+    );
+    write_inventory(&lab, inventory, &roles);
+    lab
+}
+
+#[test]
+fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
+    kbs_testkit::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory: PathBuf = dir.path().join("cluster.yaml");
+    let mut lab = up_with_roles(&inventory, &[], &["worker", "control-plane"]);
+    let first_four = "host01,host02,host03,host04";
+    let prepared = kbs(
+        &inventory,
+        &["apply", "--hosts", first_four, "--until", "prepare"],
+    );
+    assert!(prepared.status.success(), "{}", describe(&prepared));
+
+    // An init that fails kubeadm's preflight: the host and kubeadm's own words, nothing joined.
+    on(
+        &lab,
+        "host01",
+        "systemd-run --quiet --unit=kbs-test-port-6443 socat TCP-LISTEN:6443,fork,reuseaddr EXEC:/bin/true",
+    );
+    let refused = kbs(&inventory, &["apply", "--hosts", first_four]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let failure = events(&refused)
+        .into_iter()
+        .find(|e| e["event"] == "host_failed" && e["host"] == "host01")
+        .unwrap_or_else(|| panic!("no failure on host01: {}", describe(&refused)));
+    let message = failure["message"].as_str().unwrap_or_default();
+    assert!(message.contains("[ERROR Port-6443]"), "{failure}");
+    assert!(
+        on(
+            &lab,
+            "host02",
+            "test -e /etc/kubernetes/kubelet.conf && echo joined || echo not"
+        )
+        .contains("not"),
+        "a host joined although init failed"
+    );
+    on(&lab, "host01", "systemctl stop kbs-test-port-6443");
+
+    // A second control plane that cannot reach the endpoint fails alone; the others go on.
+    on(&lab, "host02", &format!("iptables -I OUTPUT -d {VIP} -j REJECT"));
+    let partial = kbs(&inventory, &["apply", "--hosts", first_four]);
+    assert_eq!(partial.status.code(), Some(1), "{}", describe(&partial));
+    let counts = summary(&partial);
+    assert!(
+        counts["host02"].2 > 0,
+        "host02 did not fail: {}",
+        describe(&partial)
+    );
+    for host in ["host01", "host03", "host04"] {
+        assert_eq!(counts[host].2, 0, "{host} failed: {}", describe(&partial));
+    }
+    let host02_failure = events(&partial)
+        .into_iter()
+        .find(|e| e["event"] == "host_failed" && e["host"] == "host02")
+        .unwrap();
+    assert!(
+        host02_failure["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(VIP),
+        "the error does not name the endpoint: {host02_failure}"
+    );
+    on(&lab, "host02", &format!("iptables -D OUTPUT -d {VIP} -j REJECT"));
+
+    // Re-running continues from where the hosts are.
+    let apply = kbs(&inventory, &["apply", "--hosts", first_four]);
+    assert!(apply.status.success(), "{}", describe(&apply));
+    assert_eq!(nodes(&lab, "host01"), ["host01", "host02", "host03", "host04"]);
+    assert!(
+        api_answers_through(&lab, "host04", VIP),
+        "the API does not answer through the VIP"
+    );
+    for host in ["host01", "host02", "host03", "host04"] {
+        let configs = on(
+            &lab,
+            host,
+            "ls /etc/kubernetes/kubeadm-kbs.yaml 2>/dev/null || true",
+        );
+        assert!(
+            configs.is_empty(),
+            "{host} kept the kubeadm config with the secrets"
+        );
+    }
+    assert!(
+        !describe(&apply).contains(&on(
+            &lab,
+            "host01",
+            "cat /etc/kubernetes/pki/ca.crt | head -3 | tail -1"
+        )),
+        "CA material in the output"
+    );
+
+    // A second apply changes nothing.
+    let again = kbs(&inventory, &["apply", "--hosts", first_four]);
+    assert_no_change(&again, "second apply");
+
+    // The VIP moves when its holder goes down, and the API still answers through it.
+    let control_planes = ["host01", "host02", "host03"];
+    let leader = vip_holder(&lab, &control_planes).expect("no control plane holds the VIP");
+    lab.fault(&leader, Fault::Down).expect("take the leader down");
+    let others: Vec<&str> = control_planes.iter().copied().filter(|h| *h != leader).collect();
+    poll("the VIP to move", Duration::from_secs(60), || {
+        vip_holder(&lab, &others).is_some()
+    });
+    poll("the API through the moved VIP", Duration::from_secs(60), || {
+        api_answers_through(&lab, "host04", VIP)
+    });
+    lab.fault(&leader, Fault::Up).expect("bring the leader back");
+    // The old leader comes back as a follower: one holder of the VIP, never two.
+    poll(
+        "the old leader's control plane to answer",
+        Duration::from_secs(90),
+        || api_answers_through(&lab, &leader, &lab.host(&leader).unwrap().address.to_string()),
+    );
+    let holders: Vec<&str> = control_planes
+        .iter()
+        .copied()
+        .filter(|h| {
+            lab.ssh(h, &format!("ip -o addr show | grep -q ' {VIP}/'"))
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    assert_eq!(holders.len(), 1, "the VIP is held by {holders:?}");
+
+    // Three hours later: the init token and the uploaded certificates have expired.
+    lab.clock(None, 3 * 3600).expect("advance the lab clock");
+    let joined = join("host05", &inventory);
+    assert!(joined.status.success(), "join host05: {}", describe(&joined));
+    let joined = join("host06", &inventory);
+    assert!(joined.status.success(), "join host06: {}", describe(&joined));
+    assert_eq!(
+        nodes(&lab, "host02"),
+        ["host01", "host02", "host03", "host04", "host05", "host06"]
+    );
+    let tokens = on(
+        &lab,
+        "host01",
+        "kubeadm token list --kubeconfig /etc/kubernetes/admin.conf",
+    );
+    assert!(
+        !tokens.contains("kbs join"),
+        "a join token outlived its join:\n{tokens}"
+    );
+
+    // Reset a worker, then join it again; reset without --yes and without a terminal refuses.
+    let unconfirmed = kbs_args(&[
+        std::ffi::OsStr::new("reset"),
+        inventory.as_os_str(),
+        "host05".as_ref(),
+    ]);
+    assert_eq!(unconfirmed.status.code(), Some(2), "{}", describe(&unconfirmed));
+    assert!(on(
+        &lab,
+        "host05",
+        "test -e /etc/kubernetes/kubelet.conf && echo joined"
+    )
+    .contains("joined"));
+    let reset = kbs_args(&[
+        std::ffi::OsStr::new("reset"),
+        inventory.as_os_str(),
+        "host05".as_ref(),
+        "--yes".as_ref(),
+    ]);
+    assert!(reset.status.success(), "reset host05: {}", describe(&reset));
+    assert!(
+        !nodes(&lab, "host01").contains(&"host05".to_string()),
+        "host05 is still a node"
+    );
+    assert_eq!(
+        on(
+            &lab,
+            "host05",
+            "test -e /etc/kubernetes/kubelet.conf && echo joined || echo clean"
+        ),
+        "clean"
+    );
+    let rejoined = join("host05", &inventory);
+    assert!(
+        rejoined.status.success(),
+        "join host05 again: {}",
+        describe(&rejoined)
+    );
+    assert!(
+        nodes(&lab, "host01").contains(&"host05".to_string()),
+        "host05 did not come back"
+    );
+
+    // A host that is not in the inventory: a clear error, nothing touched.
+    let unknown = join("host99", &inventory);
+    assert_eq!(unknown.status.code(), Some(2), "{}", describe(&unknown));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("host99"),
+        "{}",
+        describe(&unknown)
+    );
+
+    lab.down().expect("lab down");
+}
+
+#[test]
+fn haproxy_cluster_answers_through_the_load_balancer() {
+    kbs_testkit::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory: PathBuf = dir.path().join("cluster.yaml");
+    let lab = up_with_roles(&inventory, &["host05"], &["lb"]);
+    let lb = lab.host("host05").unwrap().address.to_string();
+    let apply = kbs(&inventory, &["apply"]);
+    assert!(apply.status.success(), "{}", describe(&apply));
+    assert_eq!(nodes(&lab, "host01"), ["host01", "host02", "host03", "host04"]);
+    assert!(
+        api_answers_through(&lab, "host04", &lb),
+        "the API does not answer through HAProxy"
+    );
+    assert!(
+        on(
+            &lab,
+            "host05",
+            "haproxy -c -f /etc/haproxy/haproxy.cfg && systemctl is-active haproxy"
+        )
+        .contains("active"),
+        "HAProxy is not running a valid configuration"
+    );
+    let again = kbs(&inventory, &["apply"]);
+    assert_no_change(&again, "second apply");
+    lab.down().expect("lab down");
+}
