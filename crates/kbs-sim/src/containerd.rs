@@ -13,6 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 pub const CONFIG_PATH: &str = "/etc/containerd/config.toml";
 pub const SOCKET_PATH: &str = "/run/containerd/containerd.sock";
@@ -165,7 +166,9 @@ fn answer(stream: UnixStream, runtime: &RuntimeConfig) {
             "runtimeApiVersion": "v1",
         }),
         "Info" => serde_json::json!({ "config": runtime }),
-        "ListContainers" => serde_json::json!({ "containers": [] }),
+        "ListContainers" => {
+            json!({ "containers": list_containers(Path::new(crate::kubelet::static_pods::PODS_STATE)) })
+        }
         other => serde_json::json!({ "error": format!("unknown method {other:?}") }),
     };
     let _ = writeln!(&stream, "{reply}");
@@ -217,8 +220,10 @@ pub fn crictl(args: &[String]) -> i32 {
             )
         }),
         Some("info") => call(socket, "Info").map(|v| serde_json::to_string_pretty(&v).unwrap_or_default()),
-        Some("ps") => call(socket, "ListContainers")
-            .map(|_| "CONTAINER           IMAGE               CREATED             STATE               NAME                ATTEMPT             POD ID              POD".to_string()),
+        Some("ps") => call(socket, "ListContainers").map(|v| {
+            let now = crate::clock::unix_seconds(crate::clock::Clock::default().now());
+            ps_table(v["containers"].as_array().map(Vec::as_slice).unwrap_or(&[]), now)
+        }),
         Some("--version") => Ok("crictl version v1.36.0".to_string()),
         _ => Err("usage: crictl version|info|ps (the lab's crictl is simulated)".to_string()),
     };
@@ -235,6 +240,115 @@ pub fn crictl(args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// The containers "running" on this node: the kubelet's static pods (it writes them to `pods_state`).
+/// A pod with a process is Running while that process lives and Exited after; etcd, the
+/// controller-manager and the scheduler have no process (their work is done inside the API server)
+/// and are Running while their manifest is there.
+pub fn list_containers(pods_state: &Path) -> Vec<Value> {
+    let pods: Vec<Value> = std::fs::read(pods_state)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    pods.into_iter()
+        .map(|mut p| {
+            let alive = match p.get("pid").and_then(Value::as_u64) {
+                Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+                None => true,
+            };
+            p["state"] = json!(if alive {
+                "CONTAINER_RUNNING"
+            } else {
+                "CONTAINER_EXITED"
+            });
+            p
+        })
+        .collect()
+}
+
+/// `crictl ps`: running containers only, newest first, in crictl's table (cri-tools cmd/crictl:
+/// truncated 13-hex IDs, a Go tabwriter with min width 20 and padding 3).
+fn ps_table(containers: &[Value], now: i64) -> String {
+    let mut running: Vec<&Value> = containers
+        .iter()
+        .filter(|c| c["state"] == "CONTAINER_RUNNING")
+        .collect();
+    running.sort_by_key(|c| std::cmp::Reverse(c["createdAt"].as_i64().unwrap_or(0)));
+    let header = [
+        "CONTAINER",
+        "IMAGE",
+        "CREATED",
+        "STATE",
+        "NAME",
+        "ATTEMPT",
+        "POD ID",
+        "POD",
+        "NAMESPACE",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for c in running {
+        let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+        let age = now - c["createdAt"].as_i64().unwrap_or(now);
+        rows.push(vec![
+            s("id"),
+            s("imageId"),
+            ago(age),
+            "Running".to_string(),
+            s("name"),
+            c["attempt"].as_u64().unwrap_or(0).to_string(),
+            s("podId"),
+            s("pod"),
+            "kube-system".to_string(),
+        ]);
+    }
+    tabwriter(&rows, 20, 3)
+}
+
+/// Go's text/tabwriter with padding by spaces: every column but the last is as wide as its widest
+/// cell plus `padding`, and at least `min_width`.
+fn tabwriter(rows: &[Vec<String>], min_width: usize, padding: usize) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            let widest = rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0);
+            (widest + padding).max(min_width)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}", w = widths[i]));
+                }
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Go's `units.HumanDuration` + " ago", as crictl prints CREATED.
+fn ago(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let text = match s {
+        0 => "Less than a second".to_string(),
+        1 => "1 second".to_string(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".to_string(),
+        120..=2699 => format!("{} minutes", s / 60),
+        2700..=5399 => "About an hour".to_string(),
+        _ => format!("{} hours", s / 3600),
+    };
+    format!("{text} ago")
 }
 
 fn endpoint_from_crictl_yaml() -> Option<String> {
@@ -306,5 +420,54 @@ mod tests {
             missing.ends_with("connect: no such file or directory\""),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn ps_lists_the_kubelets_running_static_pods_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("pods.json");
+        let me = std::process::id();
+        std::fs::write(
+            &state,
+            json!([
+                {"id": "0000000000001", "name": "etcd", "imageId": "a1b2c3d4e5f60", "pod": "etcd-host01",
+                 "podId": "0000000000064", "pid": null, "createdAt": 1000},
+                {"id": "0000000000002", "name": "kube-apiserver", "imageId": "a1b2c3d4e5f61",
+                 "pod": "kube-apiserver-host01", "podId": "0000000000065", "pid": me, "createdAt": 1100},
+                {"id": "0000000000003", "name": "kube-vip", "imageId": "a1b2c3d4e5f62", "pod": "kube-vip-host01",
+                 "podId": "0000000000066", "pid": u32::MAX, "createdAt": 1000}
+            ])
+            .to_string(),
+        )
+        .unwrap();
+        let listed = list_containers(&state);
+        let states: Vec<&str> = listed.iter().map(|c| c["state"].as_str().unwrap()).collect();
+        assert_eq!(
+            states,
+            ["CONTAINER_RUNNING", "CONTAINER_RUNNING", "CONTAINER_EXITED"]
+        );
+        let table = ps_table(&listed, 1200);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("CONTAINER           IMAGE"), "{table}");
+        // A name longer than the minimum width widens its column (tabwriter), it never runs on.
+        let long = ps_table(
+            &[
+                json!({"id": "0000000000004", "name": "kube-controller-manager", "imageId": "a1b2c3d4e5f63",
+                "pod": "kube-controller-manager-host01", "podId": "0000000000067", "createdAt": 1190,
+                "state": "CONTAINER_RUNNING"}),
+            ],
+            1200,
+        );
+        assert!(long.contains("kube-controller-manager   0                   0000000000067       kube-controller-manager-host01   kube-system"), "{long}");
+        assert!(
+            lines[1].contains("kube-apiserver") && lines[1].contains("About a minute ago"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("etcd-host01") && lines[2].contains("3 minutes ago"),
+            "{table}"
+        );
+        assert!(!table.contains("kube-vip"), "{table}");
     }
 }

@@ -337,6 +337,19 @@ pub fn main(_args: &[String]) -> i32 {
         }
     };
     let period = s.retry_period;
+    // In control-plane mode kube-vip talks to the API server of its own node, not to the VIP it
+    // is about to hold: it replaces the kubeconfig's server with `kubernetes:<port>`, which the
+    // manifest's hostAliases map to 127.0.0.1 (kube-vip pkg/manager: NewClientset(…,
+    // "kubernetes:<port>")). TLS checks the name `kubernetes`, one of the API server's SANs.
+    let port: u16 = std::env::var("port")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6443);
+    let mut kc = kc;
+    kc.server = format!("https://kubernetes:{port}");
+    let alias = std::env::var(crate::kubelet::static_pods::HOST_ALIASES_ENV)
+        .ok()
+        .and_then(|a| crate::kubelet::static_pods::host_alias(&a, "kubernetes"));
     let mut vip = match KubeVip::new(s, RealNet, kc, crate::clock::Clock::default()) {
         Ok(v) => v,
         Err(e) => {
@@ -344,6 +357,7 @@ pub fn main(_args: &[String]) -> i32 {
             return 1;
         }
     };
+    vip.client.connect_to = alias.map(|ip| std::net::SocketAddr::new(ip, port));
     loop {
         vip.step();
         vip.log.clear();

@@ -154,6 +154,9 @@ pub struct Client {
     conn: Option<BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>>,
     pub user_agent: String,
     pub timeout: Duration,
+    /// Dial this address instead of resolving the server's host (a pod's `hostAliases`); TLS
+    /// still verifies the server's host name.
+    pub connect_to: Option<std::net::SocketAddr>,
 }
 
 impl Client {
@@ -169,6 +172,7 @@ impl Client {
             conn: None,
             user_agent: "kbs-sim".into(),
             timeout: Duration::from_secs(10),
+            connect_to: None,
         })
     }
 
@@ -180,16 +184,20 @@ impl Client {
             conn: None,
             user_agent: "kbs-sim".into(),
             timeout: Duration::from_secs(10),
+            connect_to: None,
         }
     }
 
     fn connect(&mut self) -> Result<(), String> {
         let (hp, host) = self.config.host_port()?;
-        let addr = hp
-            .to_socket_addrs()
-            .map_err(|e| format!("dial tcp {hp}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("dial tcp {hp}: no address"))?;
+        let addr = match self.connect_to {
+            Some(addr) => addr,
+            None => hp
+                .to_socket_addrs()
+                .map_err(|e| format!("dial tcp {hp}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("dial tcp {hp}: no address"))?,
+        };
         let sock = TcpStream::connect_timeout(&addr, self.timeout)
             .map_err(|e| format!("dial tcp {addr}: connect: {}", crate::cli::io_text(&e)))?;
         let _ = sock.set_read_timeout(Some(self.timeout * 3));

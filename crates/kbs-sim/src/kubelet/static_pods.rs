@@ -13,6 +13,16 @@ use super::Root;
 
 pub const MANIFESTS: &str = "/etc/kubernetes/manifests";
 pub const PODS_STATE: &str = "/run/kbs-sim/pods.json";
+/// `ip name;ip name` of the pod's `hostAliases`, for the process the kubelet starts.
+pub const HOST_ALIASES_ENV: &str = "KBS_SIM_HOST_ALIASES";
+
+/// The address `name` has in a static pod's `hostAliases` (from [`HOST_ALIASES_ENV`]).
+pub fn host_alias(aliases: &str, name: &str) -> Option<std::net::IpAddr> {
+    aliases.split(';').find_map(|pair| {
+        let (ip, host) = pair.trim().split_once(' ')?;
+        (host.trim() == name).then(|| ip.parse().ok()).flatten()
+    })
+}
 
 /// A static pod's container: its name, image and command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +34,8 @@ pub struct PodSpec {
     pub env: Vec<(String, String)>,
     /// (mountPath, hostPath) of hostPath volumes.
     pub mounts: Vec<(String, String)>,
+    /// `hostAliases`: (ip, hostname) pairs the pod's /etc/hosts gets.
+    pub host_aliases: Vec<(String, String)>,
 }
 
 impl PodSpec {
@@ -103,12 +115,30 @@ pub fn parse_manifest(text: &str) -> Option<PodSpec> {
             Some((m.get("mountPath")?.as_str()?.to_string(), host.to_string()))
         })
         .collect();
+    let host_aliases = v
+        .pointer("/spec/hostAliases")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            let ip = a.get("ip")?.as_str()?.to_string();
+            let names = a.get("hostnames")?.as_array()?;
+            Some(
+                names
+                    .iter()
+                    .filter_map(|n| Some((ip.clone(), n.as_str()?.to_string())))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect();
     Some(PodSpec {
         name: v.pointer("/metadata/name")?.as_str()?.to_string(),
         image: c.get("image").and_then(Value::as_str).unwrap_or("").to_string(),
         command,
         env,
         mounts,
+        host_aliases,
     })
 }
 
@@ -117,7 +147,17 @@ const PROCESSES: &[&str] = &["kube-apiserver", "kube-vip"];
 
 pub struct StaticPods {
     root: Root,
-    running: BTreeMap<String, (PodSpec, Option<Child>)>,
+    running: BTreeMap<String, Running>,
+}
+
+/// A static pod as the kubelet runs it.
+struct Running {
+    spec: PodSpec,
+    child: Option<Child>,
+    /// When its container (process) started, in the lab clock's unix seconds.
+    started: i64,
+    /// Restarts of the container since the kubelet started the pod (crictl's ATTEMPT).
+    attempt: u32,
 }
 
 impl StaticPods {
@@ -171,6 +211,13 @@ impl StaticPods {
         for (k, v) in &spec.env {
             cmd.env(k, v);
         }
+        // The container's /etc/hosts would hold the pod's hostAliases; the process reads them here.
+        let aliases: Vec<String> = spec
+            .host_aliases
+            .iter()
+            .map(|(ip, name)| format!("{ip} {name}"))
+            .collect();
+        cmd.env(HOST_ALIASES_ENV, aliases.join(";"));
         // kube-vip reads /etc/kubernetes/admin.conf inside its container: the host file
         // mounted there (admin.conf or super-admin.conf) is what it really uses.
         if let Some((_, host)) = spec
@@ -186,37 +233,63 @@ impl StaticPods {
     /// Starts, restarts and stops processes to match the manifests; writes the pod list.
     pub fn sync(&mut self) {
         let wanted = self.wanted();
+        let now = crate::clock::unix_seconds(crate::clock::Clock::default().now());
         let gone: Vec<String> = self
             .running
             .iter()
-            .filter(|(name, (spec, _))| wanted.get(*name) != Some(spec))
+            .filter(|(name, r)| wanted.get(*name) != Some(&r.spec))
             .map(|(n, _)| n.clone())
             .collect();
         for name in gone {
-            if let Some((_, Some(mut child))) = self.running.remove(&name) {
+            if let Some(Running {
+                child: Some(mut child),
+                ..
+            }) = self.running.remove(&name)
+            {
                 let _ = child.kill();
                 let _ = child.wait();
             }
         }
         for (name, spec) in wanted {
-            let restart = match self.running.get_mut(&name) {
-                None => true,
-                Some((_, Some(child))) => matches!(child.try_wait(), Ok(Some(_))),
-                Some((_, None)) => false,
-            };
-            if restart {
-                let child = self.start(&spec);
-                self.running.insert(name, (spec, child));
+            match self.running.get_mut(&name) {
+                None => {
+                    let child = self.start(&spec);
+                    self.running.insert(
+                        name,
+                        Running {
+                            spec,
+                            child,
+                            started: now,
+                            attempt: 0,
+                        },
+                    );
+                }
+                Some(r) => {
+                    let exited = r
+                        .child
+                        .as_mut()
+                        .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+                    if exited {
+                        let child = self.start(&spec);
+                        if let Some(r) = self.running.get_mut(&name) {
+                            r.child = child;
+                            r.started = now;
+                            r.attempt += 1;
+                        }
+                    }
+                }
             }
         }
+        let node = hostname();
         let pods: Vec<Value> = self
             .running
             .iter()
             .enumerate()
-            .map(|(i, (name, (spec, child)))| {
-                json!({"id": format!("{:013x}", i + 1), "name": name, "image": spec.image,
-                    "pod": format!("{name}-{}", hostname()), "podId": format!("{:013x}", 100 + i),
-                    "pid": child.as_ref().map(Child::id)})
+            .map(|(i, (name, r))| {
+                json!({"id": format!("{:013x}", i + 1), "name": name, "image": r.spec.image,
+                    "imageId": image_id(&r.spec.image), "pod": format!("{name}-{node}"),
+                    "podId": format!("{:013x}", 100 + i), "pid": r.child.as_ref().map(Child::id),
+                    "createdAt": r.started, "attempt": r.attempt})
             })
             .collect();
         let path: PathBuf = self.root.path(PODS_STATE);
@@ -227,10 +300,21 @@ impl StaticPods {
     }
 }
 
+/// crictl's IMAGE column: the first 13 hex digits of the image's digest (here: of its name).
+fn image_id(image: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, image.as_bytes())
+        .as_ref()
+        .iter()
+        .take(7)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..13]
+        .to_string()
+}
+
 impl Drop for StaticPods {
     fn drop(&mut self) {
-        for (_, (_, child)) in self.running.iter_mut() {
-            if let Some(c) = child {
+        for r in self.running.values_mut() {
+            if let Some(c) = &mut r.child {
                 let _ = c.kill();
                 let _ = c.wait();
             }

@@ -36,6 +36,21 @@ fn kube_vip_manifest_runs_kube_vip_with_its_mounted_kubeconfig() {
     assert!(spec
         .env
         .contains(&("address".to_string(), "10.61.0.10".to_string())));
+    assert!(spec.host_aliases.is_empty());
+    let aliased = m.replace(
+        "  hostNetwork: true\n",
+        "  hostAliases:\n  - hostnames:\n    - kubernetes\n    ip: 127.0.0.1\n  hostNetwork: true\n",
+    );
+    let spec = static_pods::parse_manifest(&aliased).unwrap();
+    assert_eq!(
+        spec.host_aliases,
+        vec![("127.0.0.1".to_string(), "kubernetes".to_string())]
+    );
+    assert_eq!(
+        static_pods::host_alias("127.0.0.1 kubernetes", "kubernetes"),
+        Some("127.0.0.1".parse().unwrap())
+    );
+    assert_eq!(static_pods::host_alias("", "kubernetes"), None);
     let etcd = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\nspec:\n  containers:\n  - command:\n    - etcd\n    image: registry.k8s.io/etcd:3.6.5-0\n";
     assert_eq!(
         static_pods::parse_manifest(etcd).unwrap().process(),
