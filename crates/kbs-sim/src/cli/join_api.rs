@@ -161,8 +161,9 @@ pub fn run(cfg: &JoinConfig, ctx: &mut Context) -> Result<(), Failure> {
         if !secret.ok() {
             return Err(phase(
                 "control-plane-prepare/download-certs",
+                // phases/join/controlplaneprepare.go wraps copycerts' error.
                 format!(
-                    "error downloading the secret: {}",
+                    "error downloading certs: error downloading the secret: {}",
                     crate::certs_upload::secret_not_found_message()
                 ),
             ));

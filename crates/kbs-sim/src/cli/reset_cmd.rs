@@ -1,11 +1,15 @@
 //! `kubeadm reset` on the node itself (cmd/kubeadm/app/cmd/reset.go, phases/reset/).
-//! Removing the etcd member and reading `kubeadm-config` need the API server; until the
-//! simulated one exists, reset behaves as kubeadm does when the cluster is unreachable.
+//! With the cluster reachable through admin.conf it reads `kubeadm-config` and, on a control
+//! plane (an etcd manifest is there), removes this node's etcd member — unless it is the last
+//! one — as `etcdphase.RemoveStackedEtcdMemberFromCluster` does. Like the real reset it leaves
+//! the Node object alone (`kubectl delete node` is the operator's step). Unreachable: kubeadm's
+//! warning, and the local cleanup goes on.
 
 use std::io::BufRead;
 use std::path::Path;
 
 use super::{Context, Failure, ResetArgs};
+use crate::kubeclient::{Client, Kubeconfig};
 use crate::preflight;
 
 const DELETED_FILES: [&str; 6] = [
@@ -41,20 +45,70 @@ fn kubeconfig_server(text: &str) -> Option<String> {
     )
 }
 
+/// The cluster's answer to kubeadm-config, or why there is none (kubeadm's wording).
+fn fetch_kubeadm_config(admin: &std::path::Path, ctx: &Context) -> Result<Client, String> {
+    let text = std::fs::read_to_string(admin).map_err(|e| e.to_string())?;
+    let server = kubeconfig_server(&text).unwrap_or_default();
+    let url = format!("https://{server}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s");
+    let unreachable = |cause: String| format!("failed to get config map: Get \"{url}\": {cause}");
+    ctx.probe.tcp_dial(&server).map_err(unreachable)?;
+    let kc = Kubeconfig::parse(&text, admin.parent().unwrap_or(std::path::Path::new("/")))?;
+    let mut c = Client::new(kc)?;
+    let r = c
+        .get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+        .map_err(unreachable)?;
+    if r.ok() {
+        Ok(c)
+    } else {
+        Err(format!("failed to get config map: {}", r.message()))
+    }
+}
+
+/// Removes this node's member from the replicated store's member list, unless it is the only one
+/// (cmd/kubeadm/app/phases/etcd/local.go `RemoveStackedEtcdMemberFromCluster`).
+fn remove_etcd_member(c: &mut Client, node: &str) -> Result<(), String> {
+    let path = super::cluster::ETCD_MEMBER_PATH;
+    let r = c.get(path)?;
+    if !r.ok() {
+        return Err(r.message());
+    }
+    let names: Vec<&str> = r
+        .body
+        .get("items")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.pointer("/metadata/name").and_then(serde_json::Value::as_str))
+        .collect();
+    if names == [node] {
+        return Ok(());
+    }
+    if !names.contains(&node) {
+        return Err(format!(
+            "etcd member with name {node} not found in the member list"
+        ));
+    }
+    let r = c.request("DELETE", &format!("{path}/{node}"), "", b"")?;
+    if r.ok() {
+        Ok(())
+    } else {
+        Err(r.message())
+    }
+}
+
 pub fn run(args: ResetArgs, ctx: &mut Context) -> Result<(), Failure> {
     let admin = ctx.path("/etc/kubernetes/admin.conf");
-    if let Ok(text) = std::fs::read_to_string(&admin) {
+    let mut cluster: Option<Client> = None;
+    if admin.exists() {
         ctx.out("[reset] Reading configuration from the \"kubeadm-config\" ConfigMap in namespace \"kube-system\"...");
         ctx.out("[reset] Use 'kubeadm init phase upload-config --config your-config-file' to re-upload it.");
-        let server = kubeconfig_server(&text).unwrap_or_default();
-        let cause = match ctx.probe.tcp_dial(&server) {
-            Err(e) => e,
-            Ok(()) => "kbs-sim: the simulated API server is not implemented yet".to_string(),
-        };
-        ctx.warn(
-            "reset.go:124",
-            &format!("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: failed to get config map: Get \"https://{server}/api/v1/namespaces/kube-system/configmaps/kubeadm-config?timeout=10s\": {cause}"),
-        );
+        match fetch_kubeadm_config(&admin, ctx) {
+            Ok(c) => cluster = Some(c),
+            Err(e) => ctx.warn(
+                "reset.go:124",
+                &format!("[reset] Unable to fetch the kubeadm-config ConfigMap from cluster: {e}"),
+            ),
+        }
     }
     if !args.force {
         ctx.warn("preflight.go:56", "[reset] WARNING: Changes made to this host by 'kubeadm init' or 'kubeadm join' will be reverted.");
@@ -100,10 +154,22 @@ pub fn run(args: ResetArgs, ctx: &mut Context) -> Result<(), Failure> {
                 .find_map(|l| l.trim().strip_prefix("- --data-dir=").map(str::to_string))
         })
         .unwrap_or_else(|| crate::config::validate::DEFAULT_ETCD_DATA_DIR.to_string());
-    ctx.warn(
-        "removeetcdmember.go:105",
-        "[reset] No kubeadm config, using etcd pod spec to get data directory",
-    );
+    match cluster.as_mut() {
+        None => ctx.warn(
+            "removeetcdmember.go:105",
+            "[reset] No kubeadm config, using etcd pod spec to get data directory",
+        ),
+        Some(c) if etcd_manifest.exists() => {
+            let node = ctx.host.hostname.to_lowercase();
+            if let Err(e) = remove_etcd_member(c, &node) {
+                ctx.warn(
+                    "removeetcdmember.go:61",
+                    &format!("[reset] Failed to remove etcd member: {e}, please manually remove this etcd member using etcdctl"),
+                );
+            }
+        }
+        Some(_) => {}
+    }
     let data_path = ctx.path(&data_dir);
     if data_path.exists() {
         clean_dir(&data_path);

@@ -309,6 +309,21 @@ fn init_join_worker_and_control_plane_tokens_and_uploaded_certs() {
         )
         .unwrap();
 
+    // Resetting a control plane removes its etcd member; its Node stays (kubectl delete node is the
+    // operator's step, as with real kubeadm).
+    let (r, out, err) = host02.kubeadm(&["reset", "-f"]);
+    assert!(r.is_ok(), "{r:?}\n{out}\n{err}");
+    assert!(!err.contains("Failed to remove etcd member"), "{err}");
+    let members = admin.get(super::cluster::ETCD_MEMBER_PATH).unwrap();
+    let names: Vec<&str> = members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["host01"], "{}", members.message());
+    assert!(admin.get("/api/v1/nodes/host02").unwrap().ok());
+
     // Tokens.
     let (r, out, _) = host01.kubeadm(&[
         "token",
@@ -349,7 +364,7 @@ fn init_join_worker_and_control_plane_tokens_and_uploaded_certs() {
     match r {
         Err(Failure::Phase { phase, msg }) => {
             assert_eq!(phase, "control-plane-prepare/download-certs");
-            assert_eq!(msg, "error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one");
+            assert_eq!(msg, "error downloading certs: error downloading the secret: Secret \"kubeadm-certs\" was not found in the \"kube-system\" Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs --upload-certs` on a control plane to generate a new one");
         }
         other => panic!("{other:?}"),
     }
