@@ -95,13 +95,14 @@ pub fn run(
     ctx: &mut Context,
 ) -> Result<(), Failure> {
     start_kubelet(ctx);
+    ctx.control_plane_timeout = cfg.init.timeouts.control_plane(ctx.control_plane_timeout);
     let ep = &cfg.init.local_api_endpoint;
     let local = crate::pki::https_url(&ep.advertise_address, ep.bind_port);
     wait_for_apiserver(ctx, &local, &ca.cert_pem)?;
 
     let admin = load_kubeconfig(ctx, "admin.conf").map_err(|e| phase("upload-config/kubeadm", e))?;
     let super_admin = load_kubeconfig(ctx, "super-admin.conf").ok();
-    let mut c = cluster::ensure_admin_binding(&admin, super_admin.as_ref(), Duration::from_secs(60))
+    let mut c = cluster::ensure_admin_binding(&admin, super_admin.as_ref(), cfg.init.timeouts.api_call())
         .map_err(|e| phase("upload-config/kubeadm", e))?;
     c.user_agent = "kubeadm/v1 (linux/amd64) kubernetes/kbs-sim".into();
 

@@ -95,6 +95,36 @@ pub struct InitConfiguration {
     pub local_api_endpoint: ApiEndpoint,
     pub certificate_key: String,
     pub skip_phases: Vec<String>,
+    pub timeouts: Timeouts,
+}
+
+/// v1beta4 `timeouts` (Go durations as written; the defaults are kubeadm's, applied where used).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Timeouts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_plane_component_health_check: Option<String>,
+    #[serde(rename = "kubernetesAPICall", skip_serializing_if = "Option::is_none")]
+    pub kubernetes_api_call: Option<String>,
+}
+
+impl Timeouts {
+    /// `controlPlaneComponentHealthCheck`, else `default`.
+    pub fn control_plane(&self, default: std::time::Duration) -> std::time::Duration {
+        parse_or(self.control_plane_component_health_check.as_deref(), default)
+    }
+    /// `kubernetesAPICall`, else kubeadm's 1m0s.
+    pub fn api_call(&self) -> std::time::Duration {
+        parse_or(
+            self.kubernetes_api_call.as_deref(),
+            std::time::Duration::from_secs(60),
+        )
+    }
+}
+
+fn parse_or(text: Option<&str>, default: std::time::Duration) -> std::time::Duration {
+    text.and_then(|t| super::duration::parse_go_duration(t).ok())
+        .unwrap_or(default)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,6 +234,7 @@ pub struct JoinConfiguration {
     pub discovery: Discovery,
     pub control_plane: Option<JoinControlPlane>,
     pub skip_phases: Vec<String>,
+    pub timeouts: Timeouts,
 }
 
 /// The KubeletConfiguration fields the simulation acts on.
