@@ -521,6 +521,27 @@ impl Kubectl {
     }
 
     fn create(&mut self, args: &Args, stdin: &str) -> Res {
+        // `kubectl create namespace NAME` (k8s.io/kubectl pkg/cmd/create/create_namespace.go).
+        if !args.flags.contains_key("filename")
+            && matches!(args.words.get(1).map(String::as_str), Some("namespace" | "ns"))
+        {
+            let Some(name) = args.words.get(2) else {
+                return self.fail("error: exactly one NAME is required, got 0");
+            };
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            let resp = self.req(
+                "POST",
+                "/api/v1/namespaces?fieldManager=kubectl-create",
+                "application/json",
+                body.to_string().as_bytes(),
+            )?;
+            return if resp.ok() {
+                self.say(format!("namespace/{name} created"));
+                Ok(())
+            } else {
+                self.fail(output::server_error(&resp))
+            };
+        }
         let objs = self.objects(args, stdin)?;
         let mut errors = Vec::new();
         for (src, mut obj) in objs {

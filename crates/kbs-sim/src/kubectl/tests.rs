@@ -51,6 +51,16 @@ fn get_errors_and_formats() {
         (code, err.as_str()),
         (1, "Error from server (NotFound): namespaces \"nope\" not found\n")
     );
+    let (code, out, _) = kubectl(&f, SUPER, "create namespace ingress-nginx", "");
+    assert_eq!((code, out.as_str()), (0, "namespace/ingress-nginx created\n"));
+    let (code, _, err) = kubectl(&f, SUPER, "create ns ingress-nginx", "");
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            1,
+            "Error from server (AlreadyExists): namespaces \"ingress-nginx\" already exists\n"
+        )
+    );
     let (code, out, _) = kubectl(&f, SUPER, "get ns -o name", "");
     assert_eq!(code, 0);
     assert!(out.contains("namespace/kube-system\n"), "{out}");
