@@ -157,6 +157,8 @@ pub fn ensure_all(base_status: &Path) -> Result<()> {
     let root = paths::repo_dir();
     mkdir(&root)?;
     mkdir(&manifests_dir())?;
+    // The add-on manifests kbs would download, so the lab never needs the internet.
+    crate::addon_manifests::publish(&manifests_dir())?;
     let armored = public_key(true)?;
     let asc = root.join("kbs-lab.asc");
     fs::write(&asc, &armored).map_err(|e| Error::io("publishing the lab key", &asc, e))?;
