@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kbs_cluster::addons::kubectl::answer_batch;
 use kbs_cluster::addons::lock::sha256_hex;
 use kbs_cluster::addons::{install, AddonContext, AddonEvent, Deadlines, Fetch};
 use kbs_engine::testing::{fail_with, ok_with, FakeTransport};
@@ -39,9 +40,15 @@ struct Cluster {
     service_pinned: bool,
     class_default: bool,
     record: BTreeMap<String, String>,
+    /// Calico's operator refuses the pool (TigeraStatus Degraded).
+    calico_broken: bool,
 }
 
 fn handle(state: &Mutex<Cluster>, script: &Script) -> ExecResult {
+    // Several gets in one script: answer each as if sent alone, framed as the script prints.
+    if let Some(answer) = answer_batch(script, |s| handle(state, s)) {
+        return answer;
+    }
     let mut c = state.lock().unwrap();
     let t = script.text.as_str();
     if t.contains("apply --server-side") && t.contains("--field-manager kbs-addon-") {
@@ -96,6 +103,11 @@ fn handle(state: &Mutex<Cluster>, script: &Script) -> ExecResult {
     }
     let available = serde_json::json!({"status": {"conditions": [{"type": "Available", "status": "True"}],
         "desiredNumberScheduled": 2, "numberReady": 2}});
+    if t.contains("get tigerastatus") && c.calico_broken {
+        return ok_with(
+            r#"{"status":{"conditions":[{"type":"Available","status":"False","message":"Could not resolve CalicoNetwork IPPool"}]}}"#,
+        );
+    }
     if t.contains("get tigerastatus") || t.contains("get deployment") || t.contains("get daemonset") {
         if c.applied.is_empty() {
             return fail_with(1, "Error from server (NotFound): not found\n");
@@ -459,16 +471,8 @@ async fn a_checksum_for_a_file_the_addon_does_not_have_is_named() {
 #[tokio::test]
 async fn an_addon_that_never_gets_ready_times_out_with_the_reason() {
     let s = setup("");
-    let state = Arc::new(Mutex::new(Cluster::default()));
-    let st = state.clone();
-    let fake = Arc::new(FakeTransport::new(move |script| {
-        if script.text.contains("get tigerastatus") {
-            return ok_with(
-                r#"{"status":{"conditions":[{"type":"Available","status":"False","message":"Could not resolve CalicoNetwork IPPool"}]}}"#,
-            );
-        }
-        handle(&st, script)
-    }));
+    let (fake, state) = fake_cluster();
+    state.lock().unwrap().calico_broken = true;
     let remote = Remote::new(fake);
     let mut ctx = context(&s, &remote);
     ctx.deadlines.ready = Duration::from_millis(300);

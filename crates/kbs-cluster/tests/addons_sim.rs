@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use kbs_cluster::addons::kubectl::answer_batch;
 use kbs_cluster::addons::{install, AddonContext, Deadlines};
 use kbs_cluster::csr::approve_serving_csrs;
 use kbs_engine::testing::{ok_with, FakeTransport};
@@ -127,39 +128,45 @@ fn words(line: &str) -> Vec<String> {
 /// files live under `files`, the rest (mkdir, Longhorn's preflight) succeeds.
 fn control_plane(kubeconfig: Kubeconfig, files: PathBuf) -> Arc<FakeTransport> {
     let upload_root = files.clone();
-    let run = move |script: &Script| -> ExecResult {
-        let text = script.text.as_str();
-        if text.contains("iscsid") {
-            return ok_with("iscsid=active\nnfs-common=installed\nmultipathd=inactive\n");
-        }
-        let Some(line) = text.strip_prefix("kubectl --kubeconfig /etc/kubernetes/admin.conf ") else {
-            return ok_with("");
-        };
-        let (first, stdin) = match line.split_once(" <<'KBS_EOF'\n") {
-            Some((cmd, rest)) => (cmd, rest.trim_end().trim_end_matches("KBS_EOF").to_string()),
-            None => (line.trim_end(), String::new()),
-        };
-        let argv: Vec<String> = words(first)
-            .into_iter()
-            .map(|w| match w.strip_prefix('/') {
-                Some(rest) if w.starts_with("/etc/kubernetes/kbs/") => files.join(rest).display().to_string(),
-                _ => w,
-            })
-            .collect();
-        let mut k = kbs_sim::kubectl::Kubectl::new(kubeconfig.clone()).unwrap();
-        k.poll = Duration::from_millis(20);
-        let code = k.run(&argv, &stdin);
-        ExecResult {
-            code: Some(code as u32),
-            stdout: k.out,
-            stderr: k.err,
-        }
-    };
+    let run = move |script: &Script| -> ExecResult { run_line(&kubeconfig, &files, script) };
     Arc::new(FakeTransport::new(run).on_upload(move |u| {
         let path = upload_root.join(u.path.trim_start_matches('/'));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, &u.contents).unwrap();
     }))
+}
+
+/// One script as the control plane's shell would run it.
+fn run_line(kubeconfig: &Kubeconfig, files: &Path, script: &Script) -> ExecResult {
+    if let Some(answer) = answer_batch(script, |s| run_line(kubeconfig, files, s)) {
+        return answer;
+    }
+    let text = script.text.as_str();
+    if text.contains("iscsid") {
+        return ok_with("iscsid=active\nnfs-common=installed\nmultipathd=inactive\n");
+    }
+    let Some(line) = text.strip_prefix("kubectl --kubeconfig /etc/kubernetes/admin.conf ") else {
+        return ok_with("");
+    };
+    let (first, stdin) = match line.split_once(" <<'KBS_EOF'\n") {
+        Some((cmd, rest)) => (cmd, rest.trim_end().trim_end_matches("KBS_EOF").to_string()),
+        None => (line.trim_end(), String::new()),
+    };
+    let argv: Vec<String> = words(first)
+        .into_iter()
+        .map(|w| match w.strip_prefix('/') {
+            Some(rest) if w.starts_with("/etc/kubernetes/kbs/") => files.join(rest).display().to_string(),
+            _ => w,
+        })
+        .collect();
+    let mut k = kbs_sim::kubectl::Kubectl::new(kubeconfig.clone()).unwrap();
+    k.poll = Duration::from_millis(20);
+    let code = k.run(&argv, &stdin);
+    ExecResult {
+        code: Some(code as u32),
+        stdout: k.out,
+        stderr: k.err,
+    }
 }
 
 /// What kubeadm and the kubelets would have done: kubeadm-config with the pod subnet, two
