@@ -434,7 +434,7 @@ async fn apply_file(
 }
 
 /// The ingress controller's Service on nodePorts 80/443 and its IngressClass the default; true
-/// when something had to change.
+/// when something had to change. Both objects are read in one round trip first.
 async fn ensure_ingress(
     kubectl: &Kubectl<'_>,
     kind: AddonKind,
@@ -443,44 +443,40 @@ async fn ensure_ingress(
     if !matches!(kind, AddonKind::IngressNginx | AddonKind::Traefik) {
         return Ok(false);
     }
-    let target = IngressTarget::for_kind(kind);
-    let mut changed = false;
-    let pinned = match kubectl
-        .get("service", Some(target.namespace), target.service)
-        .await?
-    {
-        kubectl::Got::Found(svc) => target.service_pinned(&svc),
-        kubectl::Got::NotFound => false,
+    let t = IngressTarget::for_kind(kind);
+    let target = |resource: &str, namespace: Option<&str>, name: &str| kubectl::Target {
+        resource: resource.to_string(),
+        namespace: namespace.map(str::to_string),
+        name: Some(name.to_string()),
     };
+    let found = kubectl
+        .get_many(&[
+            target("service", Some(t.namespace), t.service),
+            target("ingressclass", None, t.ingress_class),
+        ])
+        .await?;
+    let pinned = matches!(&found[0], kubectl::Got::Found(svc) if t.service_pinned(svc));
+    let default = matches!(&found[1], kubectl::Got::Found(class) if IngressTarget::class_is_default(class));
     if !pinned {
         kubectl
             .run_ok(
                 "patch the ingress Service to nodePorts 80/443",
-                target.patch_service_script(),
+                t.patch_service_script(),
             )
             .await?;
         progress(&AddonEvent::Patched {
             addon: kind.name().to_string(),
-            what: format!(
-                "service {}/{} on nodePorts 80 and 443",
-                target.namespace, target.service
-            ),
+            what: format!("service {}/{} on nodePorts 80 and 443", t.namespace, t.service),
         });
-        changed = true;
     }
-    let default = match kubectl.get("ingressclass", None, target.ingress_class).await? {
-        kubectl::Got::Found(class) => IngressTarget::class_is_default(&class),
-        kubectl::Got::NotFound => false,
-    };
     if !default {
         kubectl
-            .run_ok("mark the IngressClass default", target.default_class_script())
+            .run_ok("mark the IngressClass default", t.default_class_script())
             .await?;
         progress(&AddonEvent::Patched {
             addon: kind.name().to_string(),
-            what: format!("ingressclass {} is the default", target.ingress_class),
+            what: format!("ingressclass {} is the default", t.ingress_class),
         });
-        changed = true;
     }
-    Ok(changed)
+    Ok(!pinned || !default)
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::error::AddonError;
 use super::ingress::IngressTarget;
-use super::kubectl::{Got, Kubectl};
+use super::kubectl::{Got, Kubectl, Target};
 use super::versions::AddonKind;
 use super::{AddonEvent, Progress};
 
@@ -124,22 +124,37 @@ pub enum State {
 }
 
 pub async fn check(kubectl: &Kubectl<'_>, kind: AddonKind) -> Result<State, AddonError> {
-    for probe in probes(kind) {
-        let got = match &probe {
-            Probe::TigeraAvailable => kubectl.get("tigerastatus", None, "calico").await?,
-            Probe::NodesReady => kubectl.list("nodes").await?,
-            Probe::Deployment { namespace, name } => kubectl.get("deployment", Some(namespace), name).await?,
-            Probe::DaemonSet { namespace, name } => kubectl.get("daemonset", Some(namespace), name).await?,
-        };
+    let probes = probes(kind);
+    let targets: Vec<Target> = probes.iter().map(Probe::target).collect();
+    // All of an add-on's objects in one round trip.
+    let found = kubectl.get_many(&targets).await?;
+    for ((probe, target), got) in probes.iter().zip(&targets).zip(found) {
         let obj = match got {
             Got::Found(obj) => obj,
-            Got::NotFound => return Ok(State::Missing(format!("{probe:?} not found"))),
+            Got::NotFound => return Ok(State::Missing(format!("{target} not found"))),
         };
-        if let Some(why) = judge(&probe, &obj) {
+        if let Some(why) = judge(probe, &obj) {
             return Ok(State::NotReady(why));
         }
     }
     Ok(State::Ready)
+}
+
+impl Probe {
+    /// The object the probe reads.
+    pub fn target(&self) -> Target {
+        let t = |resource: &str, namespace: Option<&str>, name: Option<&str>| Target {
+            resource: resource.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+        };
+        match self {
+            Probe::TigeraAvailable => t("tigerastatus", None, Some("calico")),
+            Probe::NodesReady => t("nodes", None, None),
+            Probe::Deployment { namespace, name } => t("deployment", Some(namespace), Some(name)),
+            Probe::DaemonSet { namespace, name } => t("daemonset", Some(namespace), Some(name)),
+        }
+    }
 }
 
 /// Polls until ready, backing off from 1 s to 10 s, until `deadline` has passed.
