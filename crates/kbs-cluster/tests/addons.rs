@@ -498,3 +498,29 @@ fn lock_path_for_the_example_inventories() {
         Path::new("inventory/vagrant.lock.yaml")
     );
 }
+
+#[tokio::test]
+async fn a_changed_pod_subnet_reapplies_calico_only() {
+    let s = setup("");
+    let (fake, state) = fake_cluster();
+    let remote = Remote::new(fake);
+    let (_, progress) = events();
+    install(&context(&s, &remote), &progress).await.unwrap();
+    let before = state.lock().unwrap().applied.len();
+    // The same cluster, the inventory now with another pod subnet: Calico's Installation differs.
+    let path = s.inventory.source_path.clone();
+    std::fs::write(&path, INVENTORY.replace("172.31.0.0/16", "172.30.0.0/16")).unwrap();
+    let moved = kbs_inventory::load(&path).unwrap().inventory;
+    let mut ctx = context(&s, &remote);
+    ctx.inventory = &moved;
+    let report = install(&ctx, &progress).await.unwrap();
+    let changed: Vec<&str> = report
+        .addons
+        .iter()
+        .filter(|a| a.changed)
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(changed, ["calico"]);
+    let applied = state.lock().unwrap().applied[before..].to_vec();
+    assert_eq!(applied.len(), 3, "Calico's three files again: {applied:?}");
+}
