@@ -243,21 +243,29 @@ pub fn crictl(args: &[String]) -> i32 {
 }
 
 /// The containers "running" on this node: the kubelet's static pods (it writes them to `pods_state`).
-/// A pod with a process is Running while that process lives and Exited after; etcd, the
-/// controller-manager and the scheduler have no process (their work is done inside the API server)
-/// and are Running while their manifest is there.
+/// A pod with a process is Running while that process lives and Exited after. etcd, the
+/// controller-manager and the scheduler have no process of their own (their work is done inside the
+/// API server), so they live and die with the node's kube-apiserver process, or with the kubelet's
+/// when there is none.
 pub fn list_containers(pods_state: &Path) -> Vec<Value> {
     let pods: Vec<Value> = std::fs::read(pods_state)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let alive = |pid: Option<u64>| pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+    let host = pods
+        .iter()
+        .find(|p| p["name"] == "kube-apiserver")
+        .and_then(|p| p.get("pid"))
+        .or_else(|| pods.first().and_then(|p| p.get("kubeletPid")))
+        .and_then(Value::as_u64);
     pods.into_iter()
         .map(|mut p| {
-            let alive = match p.get("pid").and_then(Value::as_u64) {
-                Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
-                None => true,
+            let running = match p.get("pid").and_then(Value::as_u64) {
+                Some(pid) => alive(Some(pid)),
+                None => alive(host),
             };
-            p["state"] = json!(if alive {
+            p["state"] = json!(if running {
                 "CONTAINER_RUNNING"
             } else {
                 "CONTAINER_EXITED"
@@ -427,6 +435,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("pods.json");
         let me = std::process::id();
+        let gone = u32::MAX;
         std::fs::write(
             &state,
             json!([
@@ -435,7 +444,7 @@ mod tests {
                 {"id": "0000000000002", "name": "kube-apiserver", "imageId": "a1b2c3d4e5f61",
                  "pod": "kube-apiserver-host01", "podId": "0000000000065", "pid": me, "createdAt": 1100},
                 {"id": "0000000000003", "name": "kube-vip", "imageId": "a1b2c3d4e5f62", "pod": "kube-vip-host01",
-                 "podId": "0000000000066", "pid": u32::MAX, "createdAt": 1000}
+                 "podId": "0000000000066", "pid": gone, "createdAt": 1000}
             ])
             .to_string(),
         )
@@ -469,5 +478,18 @@ mod tests {
             "{table}"
         );
         assert!(!table.contains("kube-vip"), "{table}");
+        // With the API server's process gone, etcd (which lives inside it) is gone too.
+        let text = std::fs::read_to_string(&state)
+            .unwrap()
+            .replace(&format!("\"pid\":{me}"), &format!("\"pid\":{gone}"));
+        std::fs::write(&state, text).unwrap();
+        let states: Vec<String> = list_containers(&state)
+            .iter()
+            .map(|c| c["state"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            states,
+            ["CONTAINER_EXITED", "CONTAINER_EXITED", "CONTAINER_EXITED"]
+        );
     }
 }

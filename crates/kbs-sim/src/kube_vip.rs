@@ -147,10 +147,12 @@ impl<N: Net> KubeVip<N> {
         })
     }
 
+    /// A logrus text line: the message quoted as Go's `%q` does (logrus TextFormatter).
     fn say(&mut self, level: &str, msg: String) {
         let line = format!(
-            "time=\"{}\" level={level} msg=\"{msg}\"",
-            crate::clock::rfc3339(self.clock.now())
+            "time=\"{}\" level={level} msg={}",
+            crate::clock::rfc3339(self.clock.now()),
+            crate::gofmt::quote(&msg)
         );
         eprintln!("{line}");
         self.log.push(line);
@@ -420,7 +422,7 @@ mod tests {
         assert!(!with_admin.leader);
         assert!(net1.0.borrow().is_empty());
         assert!(
-            with_admin.log[0].contains("msg=\"error retrieving resource lock kube-system/plndr-cp-lock: leases.coordination.k8s.io \"plndr-cp-lock\" is forbidden: User \"kubernetes-admin\" cannot get resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"kube-system\"\""),
+            with_admin.log[0].contains(r#"msg="error retrieving resource lock kube-system/plndr-cp-lock: leases.coordination.k8s.io \"plndr-cp-lock\" is forbidden: User \"kubernetes-admin\" cannot get resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"kube-system\"""#),
             "{:?}",
             with_admin.log
         );

@@ -183,6 +183,9 @@ pub fn run(args: ResetArgs, ctx: &mut Context) -> Result<(), Failure> {
             .args(["stop", "kubelet"])
             .status();
     }
+    // cleanup-node removes the kubelet's containers; here they were its child processes (stopped with
+    // it), and their list goes too so crictl shows none.
+    let _ = std::fs::remove_file(ctx.path(crate::kubelet::static_pods::PODS_STATE));
     ctx.out("[reset] Unmounting mounted directories in \"/var/lib/kubelet\"");
     let cert_dir = args
         .cert_dir

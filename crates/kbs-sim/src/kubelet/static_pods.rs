@@ -289,6 +289,7 @@ impl StaticPods {
                 json!({"id": format!("{:013x}", i + 1), "name": name, "image": r.spec.image,
                     "imageId": image_id(&r.spec.image), "pod": format!("{name}-{node}"),
                     "podId": format!("{:013x}", 100 + i), "pid": r.child.as_ref().map(Child::id),
+                    "kubeletPid": std::process::id(),
                     "createdAt": r.started, "attempt": r.attempt})
             })
             .collect();
