@@ -37,6 +37,23 @@ fn roots(ca_pem: &str) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
+/// Certificates are checked against the lab clock, not the machine's: a host whose clock the lab
+/// moved ahead 3 hours issues and checks certificates in that time, as a real host with that
+/// clock would. (rustls' default reads the system clock, so a fresh certificate would look "not
+/// yet valid" and the handshake fail with CertificateExpired.)
+#[derive(Debug)]
+struct LabTime;
+
+impl rustls::time_provider::TimeProvider for LabTime {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        let since = crate::clock::Clock::default()
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(rustls::pki_types::UnixTime::since_unix_epoch(since))
+    }
+}
+
 /// Server side: serve `cert_pem`/`key_pem`; accept client certificates signed by `ca_pem`.
 pub fn server_config(
     cert_pem: &str,
@@ -48,7 +65,7 @@ pub fn server_config(
         .allow_unauthenticated()
         .build()
         .map_err(|e| err("client verifier", e))?;
-    let cfg = rustls::ServerConfig::builder_with_provider(p)
+    let cfg = rustls::ServerConfig::builder_with_details(p, Arc::new(LabTime))
         .with_safe_default_protocol_versions()
         .map_err(|e| err("TLS versions", e))?
         .with_client_cert_verifier(verifier)
@@ -62,10 +79,11 @@ pub fn client_config(
     ca_pem: &str,
     client: Option<(&str, &str)>,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
-    let b = rustls::ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("TLS versions", e))?
-        .with_root_certificates(roots(ca_pem)?);
+    let b =
+        rustls::ClientConfig::builder_with_details(Arc::new(provider::default_provider()), Arc::new(LabTime))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| err("TLS versions", e))?
+            .with_root_certificates(roots(ca_pem)?);
     let cfg = match client {
         Some((c, k)) => b
             .with_client_auth_cert(certs(c)?, key(k)?)

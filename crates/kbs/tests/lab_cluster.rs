@@ -206,6 +206,35 @@ fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
         "CA material in the output"
     );
 
+    // The admin kubeconfig is handed over beside the inventory, private, pointing at the VIP.
+    let kubeconfig = dir.path().join("lab-admin.kubeconfig");
+    let meta = std::fs::metadata(&kubeconfig).expect("apply wrote the admin kubeconfig");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(text.contains(&format!("server: https://{VIP}:6443")), "{text}");
+    let status = kbs(&inventory, &["status"]);
+    assert!(status.status.success(), "{}", describe(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["endpoint_healthy"], true, "{status}");
+    assert_eq!(status["nodes"].as_array().map(|n| n.len()), Some(4), "{status}");
+    assert!(
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["ready"] == true),
+        "{status}"
+    );
+    assert_eq!(
+        status["not_joined"],
+        serde_json::json!(["host05", "host06"]),
+        "{status}"
+    );
+    assert_eq!(status["pending_csrs"], serde_json::json!([]), "{status}");
+
     // A second apply changes nothing.
     let again = kbs(&inventory, &["apply", "--hosts", first_four]);
     assert_no_change(&again, "second apply");

@@ -2,17 +2,20 @@
 //! ([`crate::csr`]), then install the add-ons ([`crate::addons`]). Both run kubectl on a control
 //! plane of the cluster, over the SSH connection kbs already has.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kbs_engine::{KubeadmState, Outcome, TaskStatus};
 
-use super::api::api_host;
+use super::api::{self, api_host, NodeStatus};
 use super::{module_error, ClusterRun, ADDONS, APPROVE_CSRS};
 use crate::addons::{self, AddonContext, AddonEvent};
 use crate::csr;
 
 /// How long kbs waits for every node's serving certificate.
 pub const CSR_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How long kbs waits for every node to be Ready once the add-ons are in.
+pub const NODES_READY_DEADLINE: Duration = Duration::from_secs(600);
 
 /// The inventory narrowed to the hosts that are nodes now: a host meant to join later has no
 /// kubelet asking for a certificate, and must not be waited for.
@@ -56,9 +59,10 @@ pub async fn approve_csrs(run: &ClusterRun<'_>) {
         .await;
 }
 
-pub async fn install_addons(run: &ClusterRun<'_>) {
+/// Installs the add-ons; returns (name, version) of each one that is ready.
+pub async fn install_addons(run: &ClusterRun<'_>) -> Vec<(String, String)> {
     let Some(api) = api_host(run.engine, run.inventory) else {
-        return;
+        return Vec::new();
     };
     let _phase = run.engine.phase(ADDONS, vec![api.clone()], run.mode);
     let engine = run.engine;
@@ -68,9 +72,11 @@ pub async fn install_addons(run: &ClusterRun<'_>) {
                 Ok(Outcome::ok().with_message("checked when applying"))
             })
             .await;
-        return;
+        return Vec::new();
     }
-    let Some(remote) = engine.remote(&api) else { return };
+    let Some(remote) = engine.remote(&api) else {
+        return Vec::new();
+    };
     let nodes_inventory = nodes_only(run);
     let nodes: Vec<(String, &kbs_engine::Remote)> = nodes_inventory
         .hosts
@@ -124,4 +130,45 @@ pub async fn install_addons(run: &ClusterRun<'_>) {
             addon.elapsed.as_millis() as u64,
         );
     }
+    report
+        .map(|r| r.addons.into_iter().map(|a| (a.name, a.version)).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until every node is Ready (they are NotReady until a network add-on runs), then
+/// returns the nodes as the API reports them.
+pub async fn nodes_ready(run: &ClusterRun<'_>, wait: bool) -> Vec<NodeStatus> {
+    let Some(api) = api_host(run.engine, run.inventory) else {
+        return Vec::new();
+    };
+    let engine = run.engine;
+    let mut nodes = Vec::new();
+    let task = if wait { "every node Ready" } else { "nodes" };
+    engine
+        .step(&api, task, async {
+            let started = Instant::now();
+            let mut pause = Duration::from_millis(500);
+            loop {
+                nodes = api::nodes(&api::kubectl_json(engine, &api, "get nodes").await?);
+                let waiting: Vec<&str> = nodes.iter().filter(|n| !n.ready).map(|n| n.name.as_str()).collect();
+                if waiting.is_empty() || !wait || run.mode == kbs_engine::Mode::Check {
+                    return Ok(Outcome::ok().with_message(format!("{} nodes", nodes.len())));
+                }
+                if started.elapsed() > NODES_READY_DEADLINE {
+                    return Err(module_error(
+                        format!(
+                            "after {}s these nodes are not Ready: {}",
+                            NODES_READY_DEADLINE.as_secs(),
+                            waiting.join(", ")
+                        ),
+                        "look at `kubectl describe node NAME` and the network add-on's pods (`kubectl get pods -A`)",
+                    ));
+                }
+                engine.waiting(&api, format!("nodes not Ready yet: {}", waiting.join(", ")));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        })
+        .await;
+    nodes
 }

@@ -129,11 +129,22 @@ impl ClusterRun<'_> {
     }
 }
 
+/// What a full run ends with, for the closing summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClusterSummary {
+    /// The control plane kbs asked (kubectl runs there).
+    pub asked: Option<String>,
+    pub nodes: Vec<api::NodeStatus>,
+    /// (add-on, version) of every add-on that is ready.
+    pub addons: Vec<(String, String)>,
+}
+
 /// Runs the cluster phases, up to and including `until` if it names one of them.
-pub async fn converge(run: &ClusterRun<'_>, until: Option<&str>) -> Result<(), ClusterError> {
+pub async fn converge(run: &ClusterRun<'_>, until: Option<&str>) -> Result<ClusterSummary, ClusterError> {
+    let mut summary = ClusterSummary::default();
     endpoint::run(run).await;
     if until == Some(ENDPOINT) {
-        return Ok(());
+        return Ok(summary);
     }
     if let Some(mut credentials) = kubeadm::init_or_attach(run).await? {
         if until != Some(INIT) {
@@ -145,20 +156,24 @@ pub async fn converge(run: &ClusterRun<'_>, until: Option<&str>) -> Result<(), C
         credentials.revoke(run).await;
     }
     if matches!(until, Some(INIT | JOIN_CONTROL_PLANES | JOIN_WORKERS)) {
-        return Ok(());
+        return Ok(summary);
     }
     finish::approve_csrs(run).await;
+    summary.asked = api::api_host(run.engine, run.inventory);
     // `kbs join` adds a node; the add-ons are the cluster's, installed by `kbs apply`.
     if until == Some(APPROVE_CSRS) || run.join_only {
-        return Ok(());
+        summary.nodes = finish::nodes_ready(run, false).await;
+        return Ok(summary);
     }
-    finish::install_addons(run).await;
-    Ok(())
+    summary.addons = finish::install_addons(run).await;
+    // Nodes turn Ready once a network add-on runs; without Calico that is someone else's job.
+    summary.nodes = finish::nodes_ready(run, run.inventory.addons.calico.enabled).await;
+    Ok(summary)
 }
 
 /// `kbs join`: the same phases narrowed to the hosts of the run that are not in the cluster yet
 /// (the engine was built with the cluster's control planes plus the hosts to join).
-pub async fn join(run: &ClusterRun<'_>) -> Result<(), ClusterError> {
+pub async fn join(run: &ClusterRun<'_>) -> Result<ClusterSummary, ClusterError> {
     converge(run, None).await
 }
 

@@ -10,10 +10,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kbs_cluster::orchestrate::{self, ClusterRun, Deadlines};
+use kbs_cluster::orchestrate::{self, ClusterRun, ClusterSummary, Deadlines};
 use kbs_engine::{Engine, EventSink, Library, Mode};
 use kbs_inventory::{Host, Inventory, Role};
 
+use crate::commands::closing::{self, PhaseTimes};
+use crate::commands::kubeconfig::{default_path, write_private};
 use crate::commands::{load_inventory, select_hosts};
 use crate::connect::connect_hosts;
 use crate::failure::Failure;
@@ -81,13 +83,15 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
     } else {
         Mode::Apply
     };
-    let sink: Arc<dyn EventSink> = Arc::new(sender.clone());
+    let started = std::time::Instant::now();
+    let phase_times = Arc::new(PhaseTimes::new(Arc::new(sender.clone())));
+    let sink: Arc<dyn EventSink> = phase_times.clone();
     let mut engine = Engine::new(library, hosts, vars, sink).window(forks);
     if limited {
         engine = engine.limit(selected.iter().map(|h| h.name.clone()));
     }
     engine.start(mode).await;
-    let mut outcome = Ok(());
+    let mut outcome: Result<Option<ClusterSummary>, String> = Ok(None);
     for phase in &phases {
         if let Err(error) = engine.run_phase_named(phase, mode).await {
             outcome = Err(error.to_string());
@@ -113,15 +117,55 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
         };
         outcome = orchestrate::converge(&run, request.until.as_deref())
             .await
+            .map(Some)
             .map_err(|error| error.to_string());
+    }
+    // A full run hands over the admin kubeconfig, beside the inventory.
+    let full_run = mode == Mode::Apply && request.until.is_none() && !request.join_only;
+    let mut kubeconfig = None;
+    if let (
+        true,
+        Ok(Some(ClusterSummary {
+            asked: Some(host), ..
+        })),
+    ) = (full_run, &outcome)
+    {
+        let path = default_path(&request.inventory, &inventory.cluster.name);
+        match orchestrate::api::admin_kubeconfig(&engine, host, &inventory).await {
+            Ok(text) => match write_private(&path, text.as_bytes()) {
+                Ok(()) => kubeconfig = Some(path),
+                Err(e) => eprintln!("kbs: cannot write the kubeconfig {}: {e}", path.display()),
+            },
+            Err(e) => eprintln!("kbs: cannot read the admin kubeconfig on {host}: {}", e.message),
+        }
     }
     let report = engine.finish().await;
     drop(engine);
     drop(sender);
     let _ = reporter.await;
 
-    if let Err(error) = outcome {
-        return Err(Failure::HostsFailed(error));
+    let summary = match outcome {
+        Err(error) => return Err(Failure::HostsFailed(error)),
+        Ok(summary) => summary,
+    };
+    if let (Some(summary), OutputFormat::Text) = (&summary, request.output) {
+        if summary.asked.is_some() {
+            let endpoint = inventory
+                .api_endpoint()
+                .map(|e| format!("https://{e}"))
+                .unwrap_or_default();
+            print!(
+                "{}",
+                closing::render(
+                    &inventory.cluster.name,
+                    &endpoint,
+                    summary,
+                    kubeconfig.as_deref(),
+                    &phase_times.times(),
+                    started.elapsed().as_millis() as u64,
+                )
+            );
+        }
     }
     let mut failed: Vec<String> = report
         .failures

@@ -42,7 +42,7 @@ pub async fn run(
 
 /// Writes `contents` to `path` with mode 0600 from the first byte on: a temporary file created
 /// 0600 in the same directory, then renamed over the target.
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod closing;
 pub mod cluster;
 pub mod exec;
 pub mod kubeconfig;
