@@ -34,13 +34,17 @@ pub enum ContextError {
     Unsupported(u32, String),
 }
 
-/// The version table's row for the inventory's minor (or the default one).
+/// The version table's row for the inventory's minor; without one, the newest minor every enabled
+/// add-on supports (facts.md: 1.35 for the retired ingress-nginx, the newest otherwise).
 pub fn minor_versions(inventory: &Inventory) -> Result<&'static MinorVersions, ContextError> {
     let minor = inventory
         .cluster
         .kubernetes_version
         .map(|v| v.minor)
-        .unwrap_or_else(versions::default_minor);
+        .unwrap_or_else(|| match crate::addons::newest_minor_for(&inventory.addons) {
+            0 => versions::default_minor(),
+            minor => minor.min(versions::default_minor()),
+        });
     versions::for_minor(minor)
         .ok_or_else(|| ContextError::Unsupported(minor, kbs_inventory::KubernetesVersion::supported_list()))
 }
@@ -84,6 +88,31 @@ pub fn vars(inventory: &Inventory, options: &Options) -> Result<Vars, ContextErr
         versions,
         extra: json!({}),
     })
+}
+
+#[cfg(test)]
+mod default_minor_tests {
+    use std::path::Path;
+
+    fn inventory(addons: &str) -> kbs_inventory::Inventory {
+        let text = format!(
+            "cluster:\n  podSubnet: 172.31.0.0/16\nhosts:\n  - name: host01\n    address: 192.168.61.11\n    roles: [control-plane, worker]\n{addons}"
+        );
+        kbs_inventory::Inventory::from_str(&text, Path::new("i.yaml"))
+            .unwrap()
+            .inventory
+    }
+
+    #[test]
+    fn without_a_version_the_retired_ingress_nginx_keeps_the_cluster_on_the_minor_it_was_tested_with() {
+        let nginx = inventory("addons:\n  ingress:\n    controller: ingress-nginx\n");
+        assert_eq!(super::minor_versions(&nginx).unwrap().minor, 35);
+        let traefik = inventory("addons:\n  ingress: {}\n");
+        assert_eq!(
+            super::minor_versions(&traefik).unwrap().minor,
+            crate::versions::default_minor()
+        );
+    }
 }
 
 #[cfg(test)]
