@@ -206,6 +206,63 @@ fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
         "CA material in the output"
     );
 
+    // Every add-on is ready; the ingress controller listens on nodePorts 80/443 and its class is
+    // the default; every node's serving certificate was approved.
+    let ready: Vec<String> = events(&apply)
+        .iter()
+        .filter(|e| e["event"] == "task_result" && e["message"].as_str().is_some_and(|m| m.contains("ready")))
+        .filter_map(|e| e["task"].as_str().map(str::to_string))
+        .collect();
+    for addon in ["calico", "longhorn", "traefik", "metrics-server"] {
+        assert!(
+            ready.iter().any(|t| t.starts_with(addon)),
+            "{addon} not reported ready: {ready:?}\n{}",
+            describe(&apply)
+        );
+    }
+    let service: serde_json::Value = serde_json::from_str(&on(
+        &lab,
+        "host01",
+        &format!("{ADMIN} -n traefik get service traefik -o json"),
+    ))
+    .unwrap();
+    let ports: Vec<u64> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["nodePort"].as_u64())
+        .collect();
+    assert_eq!(ports, [80, 443], "the ingress Service's nodePorts: {service}");
+    let default_class = on(
+        &lab,
+        "host01",
+        &format!("{ADMIN} get ingressclass traefik -o json"),
+    );
+    assert!(
+        default_class.contains("\"ingressclass.kubernetes.io/is-default-class\": \"true\""),
+        "{default_class}"
+    );
+    let serving = on(&lab, "host01", &format!("{ADMIN} get csr -o json"));
+    let serving: serde_json::Value = serde_json::from_str(&serving).unwrap();
+    let approved: std::collections::BTreeSet<String> = serving["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["spec"]["signerName"] == "kubernetes.io/kubelet-serving")
+        .filter(|c| {
+            c["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|x| x["type"] == "Approved"))
+        })
+        .filter_map(|c| c["spec"]["username"].as_str().map(str::to_string))
+        .collect();
+    for host in ["host01", "host02", "host03", "host04"] {
+        assert!(
+            approved.contains(&format!("system:node:{host}")),
+            "{host}'s serving CSR: {approved:?}"
+        );
+    }
+
     // The admin kubeconfig is handed over beside the inventory, private, pointing at the VIP.
     let kubeconfig = dir.path().join("lab-admin.kubeconfig");
     let meta = std::fs::metadata(&kubeconfig).expect("apply wrote the admin kubeconfig");

@@ -141,6 +141,8 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
     }
     let report = engine.finish().await;
     drop(engine);
+    // The reporter ends when the last sender is gone, and `phase_times` holds one.
+    let phase_times = phase_times.close();
     drop(sender);
     let _ = reporter.await;
 
@@ -161,7 +163,7 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
                     &endpoint,
                     summary,
                     kubeconfig.as_deref(),
-                    &phase_times.times(),
+                    &phase_times,
                     started.elapsed().as_millis() as u64,
                 )
             );

@@ -10,19 +10,24 @@ use kbs_engine::{Event, EventSink};
 
 /// Passes every event on and keeps how long each phase took.
 pub struct PhaseTimes {
-    inner: Arc<dyn EventSink>,
+    /// `None` once closed: the reporter behind it ends only when every sender is gone.
+    inner: Mutex<Option<Arc<dyn EventSink>>>,
     times: Mutex<Vec<(String, u64)>>,
 }
 
 impl PhaseTimes {
     pub fn new(inner: Arc<dyn EventSink>) -> Self {
         PhaseTimes {
-            inner,
+            inner: Mutex::new(Some(inner)),
             times: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn times(&self) -> Vec<(String, u64)> {
+    /// Lets go of the inner sink and returns the phase times so far.
+    pub fn close(&self) -> Vec<(String, u64)> {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.take();
+        }
         self.times.lock().map(|t| t.clone()).unwrap_or_default()
     }
 }
@@ -34,7 +39,10 @@ impl EventSink for PhaseTimes {
                 times.push((phase.clone(), *duration_ms));
             }
         }
-        self.inner.emit(event);
+        let inner = self.inner.lock().ok().and_then(|i| i.clone());
+        if let Some(inner) = inner {
+            inner.emit(event);
+        }
     }
 }
 
