@@ -5,6 +5,9 @@
 //!
 //! Root, and the release binaries of kbs-lab and kbs-sim:
 //!   cargo build --release -p kbs-lab -p kbs-sim && cargo bench -p kbs --bench prepare -- 4 32 100
+//! With `full`, each size also runs the whole `kbs apply` (bare hosts to a Ready cluster with its
+//! add-ons) and its no-change re-run on a fresh lab, and prints the time of every phase:
+//!   cargo bench -p kbs --bench prepare -- full 4
 //! Prints wall time, kbs CPU time (user+system) and peak RSS, and round trips per host. A timing is
 //! a measurement for the notes, never a pass/fail test.
 
@@ -27,6 +30,7 @@ struct Run {
 fn main() {
     kbs_testkit::require_root();
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let full = std::env::args().any(|a| a == "full");
     let sizes = if sizes.is_empty() { vec![4, 32] } else { sizes };
     let kbs = Path::new(env!("CARGO_BIN_EXE_kbs"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/book-prepare.sh");
@@ -39,9 +43,19 @@ fn main() {
         "what", "hosts", "wall", "CPU", "peak RSS", "round trips"
     );
     for hosts in sizes {
+        if full {
+            let lab = up(hosts, &inventory);
+            let first = kbs_apply(kbs, &inventory, None);
+            let again = kbs_apply(kbs, &inventory, None);
+            report("kbs apply (whole cluster)", hosts, &first);
+            report("kbs apply (no-change re-run)", hosts, &again);
+            println!("  phases, first run: {}", phase_times(&first));
+            println!("  phases, re-run:    {}", phase_times(&again));
+            lab.down().expect("lab down");
+        }
         let lab = up(hosts, &inventory);
-        let first = kbs_apply(kbs, &inventory);
-        let again = kbs_apply(kbs, &inventory);
+        let first = kbs_apply(kbs, &inventory, Some("prepare"));
+        let again = kbs_apply(kbs, &inventory, Some("prepare"));
         report("kbs apply --until prepare", hosts, &first);
         report("kbs apply (no-change re-run)", hosts, &again);
         lab.down().expect("lab down");
@@ -62,7 +76,7 @@ fn up(hosts: usize, inventory: &Path) -> Lab {
     Lab::up(options).expect("lab up (build kbs-lab and kbs-sim in release first)")
 }
 
-fn kbs_apply(kbs: &Path, inventory: &Path) -> Run {
+fn kbs_apply(kbs: &Path, inventory: &Path, until: Option<&str>) -> Run {
     let mut command = Command::new(kbs);
     command
         .args([
@@ -73,8 +87,10 @@ fn kbs_apply(kbs: &Path, inventory: &Path) -> Run {
             &PARALLEL.to_string(),
             "apply",
         ])
-        .arg(inventory)
-        .args(["--until", "prepare"]);
+        .arg(inventory);
+    if let Some(phase) = until {
+        command.args(["--until", phase]);
+    }
     measure(command, None)
 }
 
@@ -176,6 +192,23 @@ fn round_trips(run: &Run) -> String {
         })
         .unwrap_or(0);
     max.to_string()
+}
+
+/// `phase 1.2s, …` from kbs's NDJSON `phase_finished` events.
+fn phase_times(run: &Run) -> String {
+    run.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "phase_finished")
+        .map(|e| {
+            format!(
+                "{} {:.1}s",
+                e["phase"].as_str().unwrap_or("?"),
+                e["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn report(what: &str, hosts: usize, run: &Run) {
