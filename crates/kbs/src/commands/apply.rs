@@ -68,6 +68,14 @@ pub async fn run(request: ApplyRequest, defaults: AccessDefaults, forks: usize) 
 
     let versions =
         kbs_cluster::minor_versions(&inventory).map_err(|error| Failure::BadInput(error.to_string()))?;
+    if let (true, Some(name)) = (request.join_only, request.hosts.as_deref()) {
+        if inventory.host(name).is_none() {
+            return Err(Failure::BadInput(format!(
+                "{name} is not a host of {}; add it there first (kbs join adds hosts the inventory lists); nothing was changed",
+                request.inventory.display()
+            )));
+        }
+    }
     let selected = select_hosts(&inventory, request.hosts.as_deref())?;
     let limited = request.hosts.is_some();
     let connected = if limited {
