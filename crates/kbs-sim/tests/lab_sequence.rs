@@ -1051,10 +1051,24 @@ fn calico_pool_and_node_readiness(r: &mut Run) {
     }
     assert!(!guest_has(lab, "host02", "/etc/cni/net.d/10-calico.conflist"));
 
-    // The pool = podSubnet: Calico runs and every node becomes Ready.
+    // The pool = podSubnet: Calico runs and each node becomes Ready once its own CNI config is written
+    // (by its kubelet, standing in for calico-node): host04's kubelet is stopped meanwhile, so it stays
+    // NotReady until it runs again.
+    sh(lab, "host04", "systemctl stop kubelet");
     kubectl_ok(lab, "delete installation default");
     let out = apply(lab, "custom-resources.yaml", &installation(POD_SUBNET), "create");
     assert!(out.ok, "{}", out.text());
+    for h in ["host01", "host02", "host03"] {
+        let out = kubectl(lab, &format!("wait --for=condition=Ready node/{h} --timeout=60s"));
+        assert!(out.ok, "{}", out.text());
+    }
+    let host04 = kubectl_json(lab, "get node host04");
+    assert!(
+        !node_ready(&host04),
+        "host04 Ready without its CNI config: {host04}"
+    );
+    assert!(!guest_has(lab, "host04", "/etc/cni/net.d/10-calico.conflist"));
+    sh(lab, "host04", "systemctl start kubelet");
     let out = kubectl(lab, "wait --for=condition=Ready nodes --all --timeout=60s");
     assert!(out.ok, "{}", out.text());
     let out = kubectl(

@@ -23,6 +23,8 @@ use crate::store::{bootstrap, ObjectKey, Store};
 /// Node annotations the simulated kubelet sets from the guest's real state.
 pub const ANN_ISCSID: &str = "kbs-sim.io/iscsid-active";
 pub const ANN_NFS: &str = "kbs-sim.io/nfs-common-installed";
+/// Set by the kubelet: the node has a CNI network config, so the runtime's network is ready.
+pub const ANN_CNI_CONFIG: &str = "kbs-sim.io/cni-config-present";
 
 /// `Could not resolve CalicoNetwork IPPool and kubeadm configuration: …` (tigera/operator
 /// pkg/controller/installation, as quoted in tigera/operator#1512).
@@ -226,11 +228,17 @@ fn calico(store: &mut Store, now: SystemTime) -> Result<String, String> {
 
 const NOT_READY_MSG: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
 
-/// Ready iff the CNI rule holds; the `node.kubernetes.io/not-ready` taint follows.
+/// Ready iff the CNI rule holds and the node's kubelet reports a CNI config on the node (what
+/// calico-node writes there once it runs); the `node.kubernetes.io/not-ready` taint follows.
 fn nodes(store: &mut Store, cni: Option<&str>, now: SystemTime) {
-    let cni_ok = cni.is_some();
     let nodes: Vec<Value> = store.list("v1", "Node", None).into_iter().cloned().collect();
     for node in nodes {
+        let has_config = node
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(ANN_CNI_CONFIG))
+            .and_then(Value::as_str)
+            == Some("true");
+        let cni_ok = cni.is_some() && has_config;
         let mut next = node.clone();
         let (status, reason, message) = if cni_ok {
             ("True", "KubeletReady", "kubelet is posting ready status")

@@ -526,21 +526,36 @@ fn calico_pool_must_lie_within_the_pod_subnet_for_nodes_to_become_ready() {
         )
         .unwrap();
     assert!(r.ok(), "{}", r.message());
+    // Calico runs: the pool is published on the Node, but the node is Ready only once its runtime
+    // sees a CNI config there.
     let node = c.get("/api/v1/nodes/host01").unwrap().body;
-    assert_eq!(node["status"]["conditions"][0]["status"], "True");
-    assert!(node["spec"].get("taints").is_none());
     assert_eq!(
         node["metadata"]["annotations"][controllers::ANN_CNI_CIDR],
         "172.31.0.0/16"
     );
-    // The node's kubelet writes calico-node's CNI config from it.
+    assert_eq!(node["status"]["conditions"][0]["status"], "False");
+    // The node's kubelet writes calico-node's CNI config from it, and reports it.
     let dir = tempfile::tempdir().unwrap();
     let root = crate::kubelet::Root(dir.path().to_path_buf());
+    assert!(!crate::kubelet::cni_config_present(&root));
     let mut node_client = f.client(Some(("system:node:host01", &["system:nodes"])));
     assert!(crate::kubelet::write_cni_config(&root, &mut node_client, "host01").unwrap());
     let conf = std::fs::read_to_string(dir.path().join("etc/cni/net.d/10-calico.conflist")).unwrap();
     let conf: Value = serde_json::from_str(&conf).unwrap();
     assert_eq!(conf["plugins"][0]["ipam"]["ipv4_pools"], json!(["172.31.0.0/16"]));
+    let facts = crate::kubelet::NodeFacts {
+        name: "host01".into(),
+        ips: vec!["10.61.0.11".parse().unwrap()],
+        kubelet_version: "v1.36.4".into(),
+        iscsid_active: true,
+        nfs_common: true,
+        cni_config: crate::kubelet::cni_config_present(&root),
+    };
+    crate::kubelet::register(&mut node_client, &facts).unwrap();
+    f.server.tick();
+    let node = c.get("/api/v1/nodes/host01").unwrap().body;
+    assert_eq!(node["status"]["conditions"][0]["status"], "True", "{node}");
+    assert!(node["spec"].get("taints").is_none(), "{node}");
 }
 
 #[test]

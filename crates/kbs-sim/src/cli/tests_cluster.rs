@@ -157,6 +157,7 @@ fn kubelet_loop(root: &Path, name: &str, ip: &str, stop: &AtomicBool) {
                 kubelet_version: "v1.36.4".into(),
                 iscsid_active: true,
                 nfs_common: true,
+                cni_config: false,
             };
             if let Ok(mut c) = Client::new(k.clone()) {
                 if crate::kubelet::register(&mut c, &facts).is_ok() {

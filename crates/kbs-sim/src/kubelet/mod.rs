@@ -78,6 +78,23 @@ pub struct NodeFacts {
     /// iscsid active / nfs-common installed (Longhorn's requirements), from the guest.
     pub iscsid_active: bool,
     pub nfs_common: bool,
+    /// A CNI network config is in /etc/cni/net.d: containerd reports the network ready.
+    pub cni_config: bool,
+}
+
+/// Whether /etc/cni/net.d holds a network config (`*.conf`, `*.conflist`, `*.json`), which is what
+/// containerd's CRI plugin waits for before it reports NetworkReady (containerd internal/cri
+/// `cniNetConfSyncer`).
+pub fn cni_config_present(root: &Root) -> bool {
+    std::fs::read_dir(root.path("/etc/cni/net.d"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.path()
+                .extension()
+                .is_some_and(|x| x == "conf" || x == "conflist" || x == "json")
+        })
 }
 
 /// The client kubeconfig: kubelet.conf if present, else TLS bootstrap through the bootstrap
@@ -181,6 +198,7 @@ pub fn register(c: &mut Client, n: &NodeFacts) -> Result<(), String> {
     let ann = json!({
         crate::apiserver::controllers::ANN_ISCSID: n.iscsid_active.to_string(),
         crate::apiserver::controllers::ANN_NFS: n.nfs_common.to_string(),
+        crate::apiserver::controllers::ANN_CNI_CONFIG: n.cni_config.to_string(),
         "volumes.kubernetes.io/controller-managed-attach-detach": "true"});
     let path = format!("/api/v1/nodes/{}", n.name);
     let cur = c.get(&path)?;
@@ -359,7 +377,19 @@ fn facts(args: &[String]) -> NodeFacts {
         kubelet_version: crate::version::Version::current_for("kubelet").git_version(),
         iscsid_active: active("iscsid"),
         nfs_common: Path::new("/sbin/mount.nfs").exists() || Path::new("/usr/sbin/mount.nfs").exists(),
+        cni_config: false,
     }
+}
+
+/// The parts of the node's state that change while the kubelet runs (services, packages, CNI).
+fn refresh(n: &mut NodeFacts, root: &Root) {
+    n.iscsid_active = std::process::Command::new("systemctl")
+        .args(["is-active", "--quiet", "iscsid"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    n.nfs_common = Path::new("/sbin/mount.nfs").exists() || Path::new("/usr/sbin/mount.nfs").exists();
+    n.cni_config = cni_config_present(root);
 }
 
 fn log(level: char, msg: &str) {
@@ -397,7 +427,7 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     }
-    let n = facts(args);
+    let mut n = facts(args);
     let mut pods = static_pods::StaticPods::new(root.clone());
     let serving = cfg.get("serverTLSBootstrap").and_then(Value::as_bool) == Some(true);
     let mut kc: Option<Kubeconfig> = None;
@@ -415,6 +445,7 @@ pub fn main(args: &[String]) -> i32 {
             }
         }
         if let Some(k) = &kc {
+            refresh(&mut n, &root);
             match Client::new(k.clone()).and_then(|mut c| register(&mut c, &n)) {
                 Ok(()) => {
                     if !registered {
