@@ -289,6 +289,23 @@ impl<N: Net> KubeVip<N> {
         }
     }
 
+    /// Stopping (SIGTERM from the kubelet or systemd): the leader releases the VIP as kube-vip's
+    /// cluster stop does (`[VIP] Releasing the Virtual IP [ADDR]`, pkg/cluster); the Lease then
+    /// expires and another control plane takes over.
+    pub fn stop(&mut self) {
+        let (cidr, iface) = (self.vip_cidr(), self.s.interface.clone());
+        if self.leader && self.net.has_addr(&cidr, &iface) {
+            self.say(
+                "info",
+                format!("[VIP] Releasing the Virtual IP [{}]", self.s.address),
+            );
+            if let Err(e) = self.net.del_addr(&cidr, &iface) {
+                self.say("warning", e);
+            }
+        }
+        self.leader = false;
+    }
+
     fn step_down(&mut self, why: Option<&str>) {
         if self.leader {
             self.leader = false;
@@ -360,11 +377,14 @@ pub fn main(_args: &[String]) -> i32 {
         }
     };
     vip.client.connect_to = alias.map(|ip| std::net::SocketAddr::new(ip, port));
-    loop {
+    crate::signals::on_terminate();
+    while !crate::signals::terminating() {
         vip.step();
         vip.log.clear();
         std::thread::sleep(period);
     }
+    vip.stop();
+    0
 }
 
 #[cfg(test)]
@@ -434,6 +454,17 @@ mod tests {
             Clock::default(),
         )
         .unwrap();
+        one.step();
+        assert!(one.leader);
+        assert_eq!(*net1.0.borrow(), vec!["10.61.0.10/32".to_string()]);
+        // Stopped, the leader releases the address; started again, it leads again.
+        one.stop();
+        assert!(net1.0.borrow().is_empty());
+        assert!(one
+            .log
+            .last()
+            .unwrap()
+            .ends_with(r#"msg="[VIP] Releasing the Virtual IP [10.61.0.10]""#));
         one.step();
         assert!(one.leader);
         assert_eq!(*net1.0.borrow(), vec!["10.61.0.10/32".to_string()]);

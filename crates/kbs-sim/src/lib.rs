@@ -42,6 +42,7 @@ pub mod manifests;
 pub mod multicall;
 pub mod pki;
 pub mod preflight;
+pub mod signals;
 pub mod store;
 pub mod tls;
 pub mod token;

@@ -101,6 +101,10 @@ fn main() {
         ("ingress_nodeport_80_443_and_default_class", ingress),
         ("four_nodes_ready", four_nodes_ready),
         (
+            "vip_moves_when_its_holder_stops_and_the_api_stays_up",
+            vip_moves_when_its_holder_stops,
+        ),
+        (
             "reset_of_a_control_plane_removes_its_etcd_member",
             reset_removes_the_etcd_member,
         ),
@@ -1152,10 +1156,57 @@ fn four_nodes_ready(r: &mut Run) {
     }
 }
 
+/// Stopping host01's kubelet stops its API server and kube-vip: kube-vip releases the VIP, the Lease
+/// expires, another control plane takes the VIP, and with 2 of 3 etcd members the API answers through it.
+fn vip_moves_when_its_holder_stops(r: &mut Run) {
+    let lab = &r.lab;
+    assert!(has_vip(lab, "host01"), "host01 should hold the VIP after init");
+    sh(lab, "host01", "systemctl stop kubelet");
+    assert!(
+        !has_vip(lab, "host01"),
+        "kube-vip kept the VIP on host01 after it was stopped"
+    );
+    let holder = eventually(
+        Duration::from_secs(20),
+        "another control plane holding the VIP",
+        || {
+            ["host02", "host03"]
+                .into_iter()
+                .find(|h| has_vip(lab, h))
+                .ok_or_else(|| "no holder".to_string())
+        },
+    );
+    let nodes = eventually(Duration::from_secs(20), "the API through the VIP", || {
+        let out = run(lab, "host02", &format!("{ADMIN} kubectl get nodes -o name"));
+        if out.ok {
+            Ok(out.stdout)
+        } else {
+            Err(out.text())
+        }
+    });
+    assert_eq!(nodes.lines().count(), 4, "via {holder}: {nodes}");
+    // host01 comes back as a member; its kube-vip follows the new leader.
+    sh(lab, "host01", "systemctl start kubelet");
+    eventually(Duration::from_secs(30), "host01's API server back", || {
+        let out = run(lab, "host01", "curl -fsSk https://10.61.0.11:6443/version");
+        if out.ok {
+            Ok(())
+        } else {
+            Err(out.text())
+        }
+    });
+    assert!(has_vip(lab, holder), "the VIP moved again from {holder}");
+}
+
 /// Last, since it shrinks the cluster: host03 leaves the etcd member list; the API stays up.
 fn reset_removes_the_etcd_member(r: &mut Run) {
     let lab = &r.lab;
-    let out = run(lab, "host03", "kubeadm reset -f");
+    // A control plane that does not hold the VIP (resetting the holder moves the VIP first, as above).
+    let target = ["host03", "host02"]
+        .into_iter()
+        .find(|h| !has_vip(lab, h))
+        .expect("one of host02/host03 does not hold the VIP");
+    let out = run(lab, target, "kubeadm reset -f");
     assert!(out.ok, "{}", out.text());
     assert!(
         !out.stderr.contains("Failed to remove etcd member"),
@@ -1170,15 +1221,20 @@ fn reset_removes_the_etcd_member(r: &mut Run) {
         .map(|m| m["metadata"]["name"].as_str().unwrap_or("").to_string())
         .collect();
     names.sort();
-    assert_eq!(names, ["host01", "host02"], "{members}");
+    let mut expected: Vec<&str> = ["host01", "host02", "host03"]
+        .into_iter()
+        .filter(|h| *h != target)
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "{members}");
     assert_eq!(
-        sh(lab, "host03", "crictl ps | wc -l"),
+        sh(lab, target, "crictl ps | wc -l"),
         "1",
-        "static pods left on host03"
+        "static pods left on {target}"
     );
     // Like real kubeadm, reset leaves the Node object: deleting it is the operator's step.
-    let out = kubectl_ok(lab, "get node host03 -o name");
-    assert_eq!(out, "node/host03");
+    let out = kubectl_ok(lab, &format!("get node {target} -o name"));
+    assert_eq!(out, format!("node/{target}"));
 }
 
 // ---------------------------------------------------------------- small add-on manifests

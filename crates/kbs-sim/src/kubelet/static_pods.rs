@@ -246,8 +246,7 @@ impl StaticPods {
                 ..
             }) = self.running.remove(&name)
             {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(&mut child);
             }
         }
         for (name, spec) in wanted {
@@ -316,11 +315,30 @@ impl Drop for StaticPods {
     fn drop(&mut self) {
         for r in self.running.values_mut() {
             if let Some(c) = &mut r.child {
-                let _ = c.kill();
-                let _ = c.wait();
+                stop(c);
             }
         }
     }
+}
+
+/// Stops a container's process as the kubelet does: SIGTERM, a grace period, then SIGKILL (the
+/// grace is shorter than a pod's 30 s: the simulated components clean up within a second).
+fn stop(child: &mut Child) {
+    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child's pid, which is not reaped until wait below.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn hostname() -> String {
