@@ -583,13 +583,7 @@ fn a_missing_inventory_or_address_is_a_clear_error() {
 fn kbs_apply_runs_after_the_last_default_vm_only_when_asked() {
     let sandbox = Sandbox::new();
     let calls = sandbox.dir.path().join("kbs-calls");
-    let fake_kbs = sandbox.dir.path().join("kbs");
-    std::fs::write(
-        &fake_kbs,
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", calls.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake_kbs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake_kbs = recording_kbs(&sandbox, &calls);
     let env = [("KBS_APPLY", "1"), ("KBS", fake_kbs.to_str().unwrap())];
 
     let record = sandbox.record(&env);
@@ -617,8 +611,16 @@ fn kbs_apply_runs_after_the_last_default_vm_only_when_asked() {
         [
             "apply".to_string(),
             inventory.display().to_string(),
+            "--hosts".to_string(),
+            "host01,host02,host03,host04".to_string(),
             "--accept-new-host-keys".to_string()
-        ]
+        ],
+        "the first apply leaves host05 out; it joins later with `kbs join`"
+    );
+    assert!(
+        stderr(&output).contains("--hosts host01,host02,host03,host04 --accept-new-host-keys"),
+        "the trigger shows the command it runs: {}",
+        stderr(&output)
     );
 
     std::fs::remove_file(&calls).unwrap();
@@ -650,4 +652,99 @@ fn kbs_apply_runs_after_the_last_default_vm_only_when_asked() {
         "{}",
         stderr(&output)
     );
+}
+
+/// A fake `kbs` that appends each of its arguments, one per line, to `calls`.
+fn recording_kbs(sandbox: &Sandbox, calls: &Path) -> PathBuf {
+    let fake_kbs = sandbox.dir.path().join("kbs");
+    std::fs::write(
+        &fake_kbs,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake_kbs, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_kbs
+}
+
+#[test]
+fn the_trigger_applies_only_the_hosts_vagrant_up_started() {
+    let sandbox = Sandbox::new();
+    let calls = sandbox.dir.path().join("kbs-calls");
+    let fake_kbs = recording_kbs(&sandbox, &calls);
+    // The reference inventory on loopback addresses with a closed SSH port: the real kbs below can
+    // try every host it selects and learn in milliseconds that nothing answers, without a packet
+    // leaving this machine.
+    let text = std::fs::read_to_string(reference_inventory()).unwrap();
+    assert!(text.contains("  sudo: true\n"));
+    let loopback = sandbox.dir.path().join("loopback.yaml");
+    std::fs::write(
+        &loopback,
+        text.replace("192.168.61.", "127.0.61.")
+            .replace("  sudo: true\n", "  sudo: true\n  port: 1\n"),
+    )
+    .unwrap();
+    let env = [
+        ("KBS_APPLY", "1"),
+        ("KBS", fake_kbs.to_str().unwrap()),
+        ("KBS_INVENTORY", loopback.to_str().unwrap()),
+        ("STUB_RUNNING", "host01,host02,host03,host04"),
+    ];
+    let output = sandbox.run(&env, &["fire-trigger"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let args: Vec<String> = std::fs::read_to_string(&calls)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(
+        args.iter().all(|arg| !arg.contains("host05")),
+        "host05 is not running yet: {args:?}"
+    );
+
+    // The real kbs takes that command line as it is and works on host01..host04 only: its closing
+    // summary names those four, each unreachable here, and nothing else.
+    let run = Command::new(env!("CARGO_BIN_EXE_kbs"))
+        .args(["--output", "json", "--connect-timeout", "5s"])
+        .args(&args)
+        .env("HOME", sandbox.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{}", stderr(&run));
+    let summary: serde_json::Value = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .rfind(|event| event["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary from kbs:\n{stdout}\n{}", stderr(&run)));
+    let hosts: Vec<&str> = summary["hosts"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(hosts, ["host01", "host02", "host03", "host04"], "{summary}");
+    assert!(!stdout.contains("host05"), "{stdout}");
+
+    // With no later hosts, `vagrant up` starts all five, the trigger waits for host05, and apply
+    // needs no --hosts.
+    std::fs::remove_file(&calls).unwrap();
+    let none_later = [
+        ("KBS_APPLY", "1"),
+        ("KBS", fake_kbs.to_str().unwrap()),
+        ("KBS_LATER_HOSTS", ""),
+    ];
+    let record = sandbox.record(&none_later);
+    assert_eq!(record.get("triggers.0.settings.only_on"), "host05");
+    let all_five = [
+        &none_later[..],
+        &[("STUB_RUNNING", "host01,host02,host03,host04,host05")],
+    ]
+    .concat();
+    let output = sandbox.run(&all_five, &["fire-trigger"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let called = std::fs::read_to_string(&calls).unwrap();
+    let args: Vec<&str> = called.lines().collect();
+    assert_eq!(args.len(), 3, "{args:?}");
+    assert_eq!((args[0], args[2]), ("apply", "--accept-new-host-keys"));
 }
