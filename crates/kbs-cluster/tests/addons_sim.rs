@@ -170,7 +170,8 @@ fn run_line(kubeconfig: &Kubeconfig, files: &Path, script: &Script) -> ExecResul
 }
 
 /// What kubeadm and the kubelets would have done: kubeadm-config with the pod subnet, two
-/// Nodes that report iscsid and nfs-common, and each kubelet's serving CSR.
+/// Nodes that report iscsid, nfs-common and a CNI config (what their kubelets report once
+/// calico-node has written it), and each kubelet's serving CSR.
 fn seed(sim: &Sim, nodes: &[(&str, &str)]) {
     let mut admin = sim.admin();
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -184,7 +185,8 @@ fn seed(sim: &Sim, nodes: &[(&str, &str)]) {
         let node = json!({"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "annotations": {
                 kbs_sim::apiserver::controllers::ANN_ISCSID: "true",
-                kbs_sim::apiserver::controllers::ANN_NFS: "true"}},
+                kbs_sim::apiserver::controllers::ANN_NFS: "true",
+                kbs_sim::apiserver::controllers::ANN_CNI_CONFIG: "true"}},
             "status": {"addresses": [{"type": "InternalIP", "address": ip}]}});
         let r = admin.send_json("POST", "/api/v1/nodes", &node).unwrap();
         assert!(r.ok(), "{}", r.message());
