@@ -176,10 +176,49 @@ pub fn upload_config(c: &mut Client, cluster_yaml: &str, kubelet_yaml: &str) -> 
     Ok(())
 }
 
-/// A bootstrap token Secret through the API (`kubeadm token create`, init's bootstrap-token).
-pub fn create_token(c: &mut Client, rec: &TokenRecord) -> Result<(), String> {
+/// kubeadm's `timeouts.kubernetesAPICall` when no configuration sets it.
+pub const DEFAULT_API_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// kubeadm's pause between attempts of an API call (`constants.APICallRetryInterval`).
+pub const API_CALL_RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// `call`, retried as kubeadm's `CreateOrUpdate*` helpers do since v1.30 (kubernetes/kubernetes
+/// #123271, app/util/apiclient/idempotency.go): every 500 ms until `timeout`
+/// (`timeouts.kubernetesAPICall`, 1m0s by default) while the API server is unreachable or
+/// answers 5xx, e.g. `etcdserver: leader changed` during an etcd election. The last answer or
+/// error is what the caller sees.
+pub fn call_with_retries(
+    c: &mut Client,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    timeout: Duration,
+) -> Result<Reply, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let answer = call(c, method, path, body);
+        let transient = match &answer {
+            Err(_) => true,
+            Ok(reply) => reply.status >= 500,
+        };
+        if !transient || Instant::now() + API_CALL_RETRY_INTERVAL > deadline {
+            return answer;
+        }
+        std::thread::sleep(API_CALL_RETRY_INTERVAL);
+    }
+}
+
+/// A bootstrap token Secret through the API (`kubeadm token create`, init's bootstrap-token),
+/// retried for up to `timeout` as kubeadm does.
+pub fn create_token(c: &mut Client, rec: &TokenRecord, timeout: Duration) -> Result<(), String> {
     let secret = crate::store::bootstrap::token_secret(rec);
-    let r = call(c, "POST", &ns_path("kube-system", "secrets"), Some(&secret))?;
+    let r = call_with_retries(
+        c,
+        "POST",
+        &ns_path("kube-system", "secrets"),
+        Some(&secret),
+        timeout,
+    )?;
     if r.ok() {
         return Ok(());
     }

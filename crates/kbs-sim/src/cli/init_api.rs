@@ -188,7 +188,8 @@ pub fn run(
         }
         rec.description = spec.description.clone();
         tokens.push(token);
-        cluster::create_token(&mut c, &rec).map_err(|e| phase("bootstrap-token", e))?;
+        cluster::create_token(&mut c, &rec, cfg.init.timeouts.api_call())
+            .map_err(|e| phase("bootstrap-token", e))?;
     }
     let first = tokens.first().map(|t| t.to_string()).unwrap_or_default();
     ctx.out(&format!("[bootstrap-token] Using token: {first}"));

@@ -61,7 +61,8 @@ pub fn run(cmd: TokenCommand, ctx: &mut Context) -> Result<(), Failure> {
             rec.description = description;
             rec.usages = usages;
             rec.groups = groups;
-            cluster::create_token(&mut c, &rec).map_err(Failure::Plain)?;
+            // `kubeadm token create` takes no config: kubeadm's default kubernetesAPICall timeout.
+            cluster::create_token(&mut c, &rec, cluster::DEFAULT_API_CALL_TIMEOUT).map_err(Failure::Plain)?;
             if print_join_command {
                 let kc = Kubeconfig::load(&ctx.path(&kubeconfig)).map_err(Failure::Plain)?;
                 let hash = crate::pki::ca_cert_hash(&kc.ca_pem).map_err(|e| Failure::Plain(e.to_string()))?;
