@@ -6,7 +6,7 @@ use kbs_inventory::EndpointMode;
 use serde_json::json;
 
 use super::credentials::node_ips;
-use super::{module_error, ClusterRun, ENDPOINT};
+use super::{haproxy_reload, module_error, ClusterError, ClusterRun, ENDPOINT};
 use crate::endpoint::{
     haproxy_hosts, Haproxy, KubeVip, KubeVipKubeconfig, HAPROXY_CONFIG_PATH, KUBE_VIP_MANIFEST_PATH,
 };
@@ -86,6 +86,25 @@ async fn kube_vip(run: &ClusterRun<'_>) {
     .await;
 }
 
+/// With HAProxy, kubeadm talks to the API through the `lb` hosts: if every one of them in this
+/// run failed, kubeadm would only fail later with a connection error, so the run stops here.
+pub fn require_a_load_balancer(run: &ClusterRun<'_>) -> Result<(), ClusterError> {
+    if run.inventory.cluster.endpoint.mode != EndpointMode::Haproxy {
+        return Ok(());
+    }
+    let in_run: Vec<String> = haproxy_hosts(run.inventory)
+        .into_iter()
+        .filter(|h| run.engine.host(h).is_some() && run.engine.in_limit(h))
+        .collect();
+    if in_run.is_empty() || in_run.iter().any(|h| !run.engine.is_failed(h)) {
+        return Ok(());
+    }
+    Err(ClusterError::EndpointDown(format!(
+        "every HAProxy host failed ({}), so kubeadm was not run on any host; fix what is reported above and re-run",
+        in_run.join(", ")
+    )))
+}
+
 async fn haproxy(run: &ClusterRun<'_>) {
     let hosts: Vec<String> = haproxy_hosts(run.inventory)
         .into_iter()
@@ -142,18 +161,14 @@ async fn haproxy(run: &ClusterRun<'_>) {
                     write_haproxy_config(run, &host, config),
                 )
                 .await;
-            let Some(written) = written else { return };
-            let state = if written.changed { "reloaded" } else { "started" };
+            if written.is_none() {
+                return;
+            }
             engine
                 .step(
                     &host,
                     "HAProxy running",
-                    engine.module(
-                        &host,
-                        "service",
-                        &json!({ "name": "haproxy", "enabled": true, "state": state }),
-                        run.mode,
-                    ),
+                    haproxy_reload::ensure_loaded(run, &host),
                 )
                 .await;
         },

@@ -291,7 +291,7 @@ async fn join_one(
 }
 
 /// Whether `host` reaches the API endpoint, asked before kubeadm, which would retry discovery for
-/// minutes before saying the same. Also makes sure /etc/kubernetes exists for the config.
+/// minutes before saying the same.
 async fn reach_endpoint(run: &ClusterRun<'_>, host: &str) -> Result<(), ModuleError> {
     let Some(url) = api_url(run) else {
         return Ok(());
@@ -300,9 +300,7 @@ async fn reach_endpoint(run: &ClusterRun<'_>, host: &str) -> Result<(), ModuleEr
         .engine
         .exec(
             host,
-            &Script::root(format!(
-                "install -d -m 0755 /etc/kubernetes && curl -ksS --max-time 10 -o /dev/null {url}/healthz"
-            )),
+            &Script::root(format!("curl -ksS --max-time 10 -o /dev/null {url}/healthz")),
         )
         .await?;
     if out.success() {
@@ -365,6 +363,18 @@ async fn run_kubeadm(
         .engine
         .remote(host)
         .ok_or_else(|| ModuleError::new(format!("{host} is not part of this run")))?;
+    // The kubelet package does not always ship /etc/kubernetes, and with an HAProxy or external
+    // endpoint nothing of kbs' has written there before kubeadm runs.
+    let made = run
+        .engine
+        .exec(host, &Script::root("install -d -m 0755 /etc/kubernetes"))
+        .await?;
+    if !made.success() {
+        return Err(module_error(
+            format!("creating /etc/kubernetes failed: {}", made.tail()),
+            format!("check the file system of {host} (read-only? full?) and re-run"),
+        ));
+    }
     remote
         .upload(&Upload {
             path: KUBEADM_CONFIG_PATH.into(),

@@ -12,6 +12,7 @@ pub mod api;
 mod credentials;
 mod endpoint;
 mod finish;
+mod haproxy_reload;
 mod kubeadm;
 pub mod reset;
 mod wait;
@@ -80,6 +81,8 @@ pub enum ClusterError {
     NoControlPlane(String),
     #[error("{0}")]
     Config(String),
+    #[error("the API endpoint is not served: {0}")]
+    EndpointDown(String),
 }
 
 impl ClusterRun<'_> {
@@ -146,6 +149,7 @@ pub async fn converge(run: &ClusterRun<'_>, until: Option<&str>) -> Result<Clust
     if until == Some(ENDPOINT) {
         return Ok(summary);
     }
+    endpoint::require_a_load_balancer(run)?;
     if let Some(mut credentials) = kubeadm::init_or_attach(run).await? {
         if until != Some(INIT) {
             kubeadm::join_control_planes(run, &mut credentials).await;
