@@ -33,6 +33,30 @@ fn write_inventory(lab: &Lab, path: &Path, roles: &[(String, &str)]) {
     std::fs::write(path, serde_yaml::to_string(&doc).unwrap()).unwrap();
 }
 
+/// A listener on `port` of `host` (unit `kbs-test-port-PORT`, stopped by the test).
+fn hold_port(lab: &Lab, host: &str, port: u16) {
+    on(
+        lab,
+        host,
+        &format!("systemd-run --quiet --unit=kbs-test-port-{port} socat TCP-LISTEN:{port},fork,reuseaddr EXEC:/bin/true"),
+    );
+}
+
+/// The `host_failed` event of `host` in a run's output, and its message.
+fn failure_of(out: &std::process::Output, host: &str) -> (serde_json::Value, String) {
+    let failure = events(out)
+        .into_iter()
+        .find(|e| e["event"] == "host_failed" && e["host"] == host)
+        .unwrap_or_else(|| panic!("no failure on {host}: {}", describe(out)));
+    let message = failure["message"].as_str().unwrap_or_default().to_string();
+    (failure, message)
+}
+
+/// Whether `path` exists on `host`.
+fn exists(lab: &Lab, host: &str, path: &str) -> bool {
+    on(lab, host, &format!("test -e {path} && echo yes || echo no")) == "yes"
+}
+
 fn nodes(lab: &Lab, on_host: &str) -> Vec<String> {
     let mut names: Vec<String> = on(lab, on_host, &format!("{ADMIN} get nodes -o name"))
         .lines()
@@ -120,34 +144,44 @@ fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
     let dir = tempfile::tempdir().unwrap();
     let inventory: PathBuf = dir.path().join("cluster.yaml");
     let mut lab = up_with_roles(&inventory, &[], &["worker", "control-plane"]);
-    let first_four = "host01,host02,host03,host04";
+    // The walkthrough's own selection (vagrant/README.md): host05 and host06 join later.
+    let first_four = "host0[1-4]";
     let prepared = kbs(
         &inventory,
         &["apply", "--hosts", first_four, "--until", "prepare"],
     );
     assert!(prepared.status.success(), "{}", describe(&prepared));
 
-    // An init that fails kubeadm's preflight: the host and kubeadm's own words, nothing joined.
-    on(
-        &lab,
-        "host01",
-        "systemd-run --quiet --unit=kbs-test-port-6443 socat TCP-LISTEN:6443,fork,reuseaddr EXEC:/bin/true",
+    // The whole plan names the cluster steps and changes nothing.
+    let plan = kbs(&inventory, &["plan", "--hosts", first_four]);
+    assert!(plan.status.success(), "{}", describe(&plan));
+    let planned = describe(&plan);
+    for (host, step) in [
+        ("host01", "would init"),
+        ("host02", "would join"),
+        ("host03", "would join"),
+        ("host04", "would join"),
+    ] {
+        assert!(
+            events(&plan).iter().any(|e| e["host"] == host
+                && e["event"] == "task_result"
+                && serde_json::to_string(e).unwrap().contains(step)),
+            "{host}: no '{step}' in the plan\n{planned}"
+        );
+    }
+    assert!(
+        !exists(&lab, "host01", "/etc/kubernetes/admin.conf"),
+        "plan initialised host01"
     );
+
+    // An init that fails kubeadm's preflight: the host and kubeadm's own words, nothing joined.
+    hold_port(&lab, "host01", 6443);
     let refused = kbs(&inventory, &["apply", "--hosts", first_four]);
     assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
-    let failure = events(&refused)
-        .into_iter()
-        .find(|e| e["event"] == "host_failed" && e["host"] == "host01")
-        .unwrap_or_else(|| panic!("no failure on host01: {}", describe(&refused)));
-    let message = failure["message"].as_str().unwrap_or_default();
+    let (failure, message) = failure_of(&refused, "host01");
     assert!(message.contains("[ERROR Port-6443]"), "{failure}");
     assert!(
-        on(
-            &lab,
-            "host02",
-            "test -e /etc/kubernetes/kubelet.conf && echo joined || echo not"
-        )
-        .contains("not"),
+        !exists(&lab, "host02", "/etc/kubernetes/kubelet.conf"),
         "a host joined although init failed"
     );
     on(&lab, "host01", "systemctl stop kbs-test-port-6443");
@@ -272,6 +306,16 @@ fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
     );
     let text = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(text.contains(&format!("server: https://{VIP}:6443")), "{text}");
+    // `kbs kubeconfig -o FILE` fetches the same credential again.
+    let fetched_path = dir.path().join("elsewhere.kubeconfig");
+    let fetched = kbs(&inventory, &["kubeconfig", "-o", fetched_path.to_str().unwrap()]);
+    assert!(fetched.status.success(), "{}", describe(&fetched));
+    let meta = std::fs::metadata(&fetched_path).expect("kbs kubeconfig wrote the file");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&fetched_path).unwrap(), text);
     let status = kbs(&inventory, &["status"]);
     assert!(status.status.success(), "{}", describe(&status));
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
@@ -351,12 +395,7 @@ fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
         "host05".as_ref(),
     ]);
     assert_eq!(unconfirmed.status.code(), Some(2), "{}", describe(&unconfirmed));
-    assert!(on(
-        &lab,
-        "host05",
-        "test -e /etc/kubernetes/kubelet.conf && echo joined"
-    )
-    .contains("joined"));
+    assert!(exists(&lab, "host05", "/etc/kubernetes/kubelet.conf"));
     let reset = kbs_args(&[
         std::ffi::OsStr::new("reset"),
         inventory.as_os_str(),
@@ -368,14 +407,7 @@ fn kube_vip_cluster_from_bare_hosts_then_joins_months_later() {
         !nodes(&lab, "host01").contains(&"host05".to_string()),
         "host05 is still a node"
     );
-    assert_eq!(
-        on(
-            &lab,
-            "host05",
-            "test -e /etc/kubernetes/kubelet.conf && echo joined || echo clean"
-        ),
-        "clean"
-    );
+    assert!(!exists(&lab, "host05", "/etc/kubernetes/kubelet.conf"));
     let rejoined = join("host05", &inventory);
     assert!(
         rejoined.status.success(),
@@ -406,6 +438,32 @@ fn haproxy_cluster_answers_through_the_load_balancer() {
     let inventory: PathBuf = dir.path().join("cluster.yaml");
     let lab = up_with_roles(&inventory, &["host05"], &["lb"]);
     let lb = lab.host("host05").unwrap().address.to_string();
+
+    // Port 80 taken on the load balancer (socat comes with the host preparation): HAProxy's
+    // reload reports success to systemd but its master refuses the new configuration. kbs reads
+    // the master's verdict, fails host05 with HAProxy's own words and runs no kubeadm anywhere.
+    let prepared = kbs(&inventory, &["apply", "--until", "prepare"]);
+    assert!(prepared.status.success(), "{}", describe(&prepared));
+    hold_port(&lab, "host05", 80);
+    let refused = kbs(&inventory, &["apply"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let (failure, message) = failure_of(&refused, "host05");
+    assert!(
+        message.contains("HAProxy did not load the new configuration")
+            && message.contains("cannot bind socket"),
+        "{failure}"
+    );
+    assert!(
+        describe(&refused).contains("the API endpoint is not served"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(
+        !exists(&lab, "host01", "/etc/kubernetes/admin.conf"),
+        "kubeadm init ran although no load balancer served the endpoint"
+    );
+    // Freed, the next run reloads the unchanged file: kbs knows it never loaded.
+    on(&lab, "host05", "systemctl stop kbs-test-port-80");
     let apply = kbs(&inventory, &["apply"]);
     assert!(apply.status.success(), "{}", describe(&apply));
     assert_eq!(nodes(&lab, "host01"), ["host01", "host02", "host03", "host04"]);
@@ -424,5 +482,31 @@ fn haproxy_cluster_answers_through_the_load_balancer() {
     );
     let again = kbs(&inventory, &["apply"]);
     assert_no_change(&again, "second apply");
+
+    // The whole cluster reset: every node leaves kubeadm's state; the hosts stay prepared.
+    let reset = kbs(&inventory, &["reset", "--yes"]);
+    assert!(reset.status.success(), "{}", describe(&reset));
+    for host in ["host01", "host02", "host03", "host04"] {
+        assert_eq!(
+            on(
+                &lab,
+                host,
+                "ls /etc/kubernetes/kubelet.conf /etc/kubernetes/admin.conf /var/lib/etcd 2>/dev/null | wc -l"
+            ),
+            "0",
+            "{host} kept kubeadm state after the reset"
+        );
+        assert!(
+            on(&lab, host, "dpkg-query -W -f='${Status}' kubeadm").ends_with("ok installed"),
+            "{host} lost its packages"
+        );
+    }
+    let status = kbs(&inventory, &["status"]);
+    assert_eq!(status.status.code(), Some(1), "{}", describe(&status));
+    assert!(
+        describe(&status).contains("no control plane of the inventory runs a cluster"),
+        "{}",
+        describe(&status)
+    );
     lab.down().expect("lab down");
 }
