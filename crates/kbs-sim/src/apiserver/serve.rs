@@ -88,6 +88,10 @@ pub fn serve(server: Arc<ApiServer>, listener: TcpListener) -> Result<Running, S
                     return;
                 }
                 let Ok(sock) = sock else { continue };
+                // Small request/response pairs on a kept-alive connection: without this, Nagle's
+                // algorithm and delayed ACKs hold every answer ~40 ms, as Go's net package avoids
+                // by setting TCP_NODELAY on every connection.
+                let _ = sock.set_nodelay(true);
                 let (server, tls) = (server.clone(), tls.clone());
                 std::thread::spawn(move || connection(&server, tls, sock));
             }
