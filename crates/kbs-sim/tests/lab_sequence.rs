@@ -105,7 +105,7 @@ fn main() {
             vip_moves_when_its_holder_stops,
         ),
         (
-            "reset_of_a_control_plane_removes_its_etcd_member",
+            "reset_of_the_store_leader_removes_its_etcd_member",
             reset_removes_the_etcd_member,
         ),
     ];
@@ -1198,14 +1198,31 @@ fn vip_moves_when_its_holder_stops(r: &mut Run) {
     assert!(has_vip(lab, holder), "the VIP moved again from {holder}");
 }
 
-/// Last, since it shrinks the cluster: host03 leaves the etcd member list; the API stays up.
+/// The control plane whose API server leads the replicated store now, as it tells its peers.
+fn store_leader(lab: &Lab) -> Option<&'static str> {
+    ["host01", "host02", "host03"].into_iter().find(|h| {
+        let out = run(
+            lab,
+            h,
+            "curl -sfk --cert /etc/kubernetes/pki/apiserver-kubelet-client.crt \
+             --key /etc/kubernetes/pki/apiserver-kubelet-client.key https://127.0.0.1:6443/kbs-sim/replica",
+        );
+        out.ok && serde_json::from_str::<Value>(&out.stdout).is_ok_and(|r| r["leader"] == true)
+    })
+}
+
+/// Last, since it shrinks the cluster: the store's leader resets, which is the hard case (its
+/// API server stops right after the removal); the member is gone from the list the others keep,
+/// as with etcd, whose `MemberRemove` returns only once committed; the API stays up.
 fn reset_removes_the_etcd_member(r: &mut Run) {
     let lab = &r.lab;
-    // A control plane that does not hold the VIP (resetting the holder moves the VIP first, as above).
-    let target = ["host03", "host02"]
+    let target = eventually(Duration::from_secs(10), "a store leader", || {
+        store_leader(lab).ok_or_else(|| "no API server leads".to_string())
+    });
+    let staying = ["host01", "host02", "host03"]
         .into_iter()
-        .find(|h| !has_vip(lab, h))
-        .expect("one of host02/host03 does not hold the VIP");
+        .find(|h| *h != target)
+        .unwrap();
     let out = run(lab, target, "kubeadm reset -f");
     assert!(out.ok, "{}", out.text());
     assert!(
@@ -1213,7 +1230,24 @@ fn reset_removes_the_etcd_member(r: &mut Run) {
         "{}",
         out.text()
     );
-    let members = kubectl_json(lab, "get etcdmembers.kbs-sim.io");
+    let mut expected: Vec<&str> = ["host01", "host02", "host03"]
+        .into_iter()
+        .filter(|h| *h != target)
+        .collect();
+    expected.sort();
+    // A new leader is elected (and the VIP may move): ask until the API answers, then compare.
+    let members = eventually(Duration::from_secs(30), "the member list", || {
+        let out = run(
+            lab,
+            staying,
+            &format!("{ADMIN} kubectl get etcdmembers.kbs-sim.io -o json"),
+        );
+        if out.ok {
+            serde_json::from_str::<Value>(&out.stdout).map_err(|e| e.to_string())
+        } else {
+            Err(out.text())
+        }
+    });
     let mut names: Vec<String> = members["items"]
         .as_array()
         .unwrap()
@@ -1221,19 +1255,18 @@ fn reset_removes_the_etcd_member(r: &mut Run) {
         .map(|m| m["metadata"]["name"].as_str().unwrap_or("").to_string())
         .collect();
     names.sort();
-    let mut expected: Vec<&str> = ["host01", "host02", "host03"]
-        .into_iter()
-        .filter(|h| *h != target)
-        .collect();
-    expected.sort();
-    assert_eq!(names, expected, "{members}");
+    assert_eq!(names, expected, "reset of the store leader {target}: {members}");
     assert_eq!(
         sh(lab, target, "crictl ps | wc -l"),
         "1",
         "static pods left on {target}"
     );
     // Like real kubeadm, reset leaves the Node object: deleting it is the operator's step.
-    let out = kubectl_ok(lab, &format!("get node {target} -o name"));
+    let out = sh(
+        lab,
+        staying,
+        &format!("{ADMIN} kubectl get node {target} -o name"),
+    );
     assert_eq!(out, format!("node/{target}"));
 }
 

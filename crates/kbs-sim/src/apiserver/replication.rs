@@ -153,9 +153,10 @@ impl ApiServer {
         }
     }
 
-    /// The replica endpoint's answer.
+    /// The replica endpoint's answer (`leader`: whether this API server leads the store now).
     pub fn replica(&self) -> Value {
         let s = self.store();
-        serde_json::json!({"revision": s.revision(), "snapshot": s.snapshot()})
+        let leader = self.role() == Role::Leader;
+        serde_json::json!({"revision": s.revision(), "snapshot": s.snapshot(), "leader": leader})
     }
 }

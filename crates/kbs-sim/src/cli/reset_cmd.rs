@@ -7,6 +7,7 @@
 
 use std::io::BufRead;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::{Context, Failure, ResetArgs};
 use crate::kubeclient::{Client, Kubeconfig};
@@ -66,19 +67,30 @@ fn fetch_kubeadm_config(admin: &std::path::Path, ctx: &Context) -> Result<Client
 
 /// Removes this node's member from the replicated store's member list, unless it is the only one
 /// (cmd/kubeadm/app/phases/etcd/local.go `RemoveStackedEtcdMemberFromCluster`).
-fn remove_etcd_member(c: &mut Client, node: &str) -> Result<(), String> {
+fn remove_etcd_member(ctx: &Context, c: &mut Client, node: &str) -> Result<(), String> {
     let path = super::cluster::ETCD_MEMBER_PATH;
     let r = c.get(path)?;
     if !r.ok() {
         return Err(r.message());
     }
-    let names: Vec<&str> = r
+    let items: Vec<&serde_json::Value> = r
         .body
         .get("items")
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
+        .collect();
+    let names: Vec<&str> = items
+        .iter()
         .filter_map(|m| m.pointer("/metadata/name").and_then(serde_json::Value::as_str))
+        .collect();
+    // The voters that stay: the removal is committed once a majority of them hold it.
+    let staying: Vec<String> = items
+        .iter()
+        .filter(|m| m.pointer("/metadata/name").and_then(serde_json::Value::as_str) != Some(node))
+        .filter(|m| m.pointer("/spec/isLearner").and_then(serde_json::Value::as_bool) != Some(true))
+        .filter_map(|m| m.pointer("/spec/clientURL").and_then(serde_json::Value::as_str))
+        .map(str::to_string)
         .collect();
     if names == [node] {
         return Ok(());
@@ -89,10 +101,59 @@ fn remove_etcd_member(c: &mut Client, node: &str) -> Result<(), String> {
         ));
     }
     let r = c.request("DELETE", &format!("{path}/{node}"), "", b"")?;
-    if r.ok() {
-        Ok(())
-    } else {
-        Err(r.message())
+    if !r.ok() {
+        return Err(r.message());
+    }
+    wait_for_commit(ctx, node, &staying)
+}
+
+/// How long a member removal may take to commit before reset reports etcd's timeout.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// etcd's `MemberRemove` answers once the change is committed, i.e. held by a majority of the
+/// voters. The simulated store replicates by pulling once a second, so without this wait a
+/// node that stops right after its own removal could take the only copy of it along (the
+/// replication model of apiserver/replication.rs). Each staying voter is asked for its replica
+/// with the API servers' peer identity, as they ask each other.
+fn wait_for_commit(ctx: &Context, node: &str, staying: &[String]) -> Result<(), String> {
+    if staying.is_empty() {
+        return Ok(());
+    }
+    let read = |p: &str| std::fs::read_to_string(ctx.path(p)).ok();
+    let ca = read("/etc/kubernetes/pki/ca.crt").ok_or("no /etc/kubernetes/pki/ca.crt")?;
+    let cert = read("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
+    let key = read("/etc/kubernetes/pki/apiserver-kubelet-client.key");
+    let needed = staying.len() / 2 + 1;
+    let holds_removal = |url: &String| -> bool {
+        let kc = Kubeconfig {
+            server: url.clone(),
+            ca_pem: ca.clone(),
+            client_cert_pem: cert.clone(),
+            client_key_pem: key.clone(),
+            token: None,
+        };
+        let Ok(mut peer) = Client::new(kc) else {
+            return false;
+        };
+        peer.timeout = Duration::from_millis(700);
+        peer.get("/kbs-sim/replica").ok().is_some_and(|r| {
+            r.ok()
+                && !r.body["snapshot"]["objects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|o| o["kind"] == "EtcdMember" && o["metadata"]["name"] == node)
+        })
+    };
+    let deadline = Instant::now() + COMMIT_TIMEOUT;
+    loop {
+        if staying.iter().filter(|u| holds_removal(u)).count() >= needed {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("etcdserver: request timed out".into());
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -161,7 +222,7 @@ pub fn run(args: ResetArgs, ctx: &mut Context) -> Result<(), Failure> {
         ),
         Some(c) if etcd_manifest.exists() => {
             let node = ctx.host.hostname.to_lowercase();
-            if let Err(e) = remove_etcd_member(c, &node) {
+            if let Err(e) = remove_etcd_member(ctx, c, &node) {
                 ctx.warn(
                     "removeetcdmember.go:61",
                     &format!("[reset] Failed to remove etcd member: {e}, please manually remove this etcd member using etcdctl"),
