@@ -498,3 +498,57 @@ pub fn etcd_member(name: &str, peer_url: &str, client_url: &str, learner: bool) 
     json!({"apiVersion": "kbs-sim.io/v1", "kind": "EtcdMember", "metadata": {"name": name},
         "spec": {"peerURLs": [peer_url], "clientURL": client_url, "isLearner": learner}})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::admission::PortRange;
+    use crate::apiserver::replication::Role;
+    use crate::apiserver::tests::{Fixture, SUPER};
+    use crate::store::ObjectKey;
+
+    /// Makes the store lose its quorum: one voter that never answers. The replication loop
+    /// notices within a second and object requests get `etcdserver: request timed out` (500).
+    fn lose_quorum(f: &Fixture) {
+        let member = etcd_member("gone", "https://127.0.0.1:1", "https://127.0.0.1:1", false);
+        f.server.store().create(member, SystemTime::now()).unwrap();
+        let start = Instant::now();
+        while f.server.role() != Role::NoQuorum {
+            assert!(start.elapsed() < Duration::from_secs(5), "quorum never lost");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn token() -> TokenRecord {
+        TokenRecord::new(
+            BootstrapToken::generate().unwrap(),
+            SystemTime::now(),
+            Duration::from_secs(600),
+        )
+    }
+
+    #[test]
+    fn a_token_write_is_retried_while_the_store_has_no_quorum_then_gives_up_with_its_error() {
+        let f = Fixture::start(PortRange::default());
+        let mut c = f.client(Some(SUPER));
+        lose_quorum(&f);
+
+        // Nothing recovers within the timeout: the last error is what kubeadm shows.
+        let started = Instant::now();
+        let err = create_token(&mut c, &token(), Duration::from_millis(1200)).unwrap_err();
+        assert!(err.contains("etcdserver: request timed out"), "{err}");
+        assert!(started.elapsed() >= Duration::from_millis(1000), "no retries");
+
+        // The quorum comes back after 1.5 s: the write goes through on a later attempt.
+        let server = f.server.clone();
+        let heal = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let key = ObjectKey::new("kbs-sim.io/v1", "EtcdMember", "", "gone");
+            server.store().delete(&key).unwrap();
+        });
+        let started = Instant::now();
+        create_token(&mut c, &token(), DEFAULT_API_CALL_TIMEOUT).unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        heal.join().unwrap();
+    }
+}
