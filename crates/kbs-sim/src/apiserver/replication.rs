@@ -11,6 +11,7 @@
 //! Writes acknowledged by a leader that dies before the next pull (≤ 1 s) are lost: a
 //! deliberate simplification of raft's commit rule.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,8 +38,12 @@ pub struct Member {
 }
 
 pub fn members(store: &crate::store::Store) -> Vec<Member> {
-    store
-        .list("kbs-sim.io/v1", "EtcdMember", None)
+    members_of(store.list("kbs-sim.io/v1", "EtcdMember", None))
+}
+
+/// [`Member`]s of `EtcdMember` objects, as the store or a `kubectl get` list holds them.
+pub fn members_of<'a>(objects: impl IntoIterator<Item = &'a Value>) -> Vec<Member> {
+    objects
         .into_iter()
         .filter_map(|m| {
             Some(Member {
@@ -54,14 +59,22 @@ pub fn members(store: &crate::store::Store) -> Vec<Member> {
         .collect()
 }
 
-impl ApiServer {
-    fn peer_client(&self, url: &str) -> Option<Client> {
-        let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+/// Where an API server's peer identity lives: the CA and the client certificate the API
+/// servers present to each other (`--kubelet-client-certificate`, CN kube-apiserver-kubelet-client).
+pub struct PeerIdentity<'a> {
+    pub ca_file: &'a Path,
+    pub cert_file: &'a Path,
+    pub key_file: &'a Path,
+}
+
+impl PeerIdentity<'_> {
+    fn client(&self, url: &str) -> Option<Client> {
+        let read = |p: &Path| std::fs::read_to_string(p).ok();
         let kc = Kubeconfig {
             server: url.to_string(),
-            ca_pem: read(&self.config.client_ca_file)?,
-            client_cert_pem: read(&self.config.proxy_cert_file),
-            client_key_pem: read(&self.config.proxy_key_file),
+            ca_pem: read(self.ca_file)?,
+            client_cert_pem: read(self.cert_file),
+            client_key_pem: read(self.key_file),
             token: None,
         };
         let mut c = Client::new(kc).ok()?;
@@ -69,14 +82,25 @@ impl ApiServer {
         Some(c)
     }
 
-    /// A peer's revision and snapshot, if it answers.
-    fn fetch_replica(&self, url: &str) -> Option<(u64, Value)> {
-        let mut c = self.peer_client(url)?;
-        let r = c.get("/kbs-sim/replica").ok()?;
+    /// A peer's revision and snapshot (`GET /kbs-sim/replica`), if it answers.
+    pub fn fetch_replica(&self, url: &str) -> Option<(u64, Value)> {
+        let r = self.client(url)?.get("/kbs-sim/replica").ok()?;
         if !r.ok() {
             return None;
         }
         Some((r.body.get("revision")?.as_u64()?, r.body.get("snapshot")?.clone()))
+    }
+}
+
+impl ApiServer {
+    /// A peer's revision and snapshot, if it answers.
+    fn fetch_replica(&self, url: &str) -> Option<(u64, Value)> {
+        PeerIdentity {
+            ca_file: &self.config.client_ca_file,
+            cert_file: &self.config.proxy_cert_file,
+            key_file: &self.config.proxy_key_file,
+        }
+        .fetch_replica(url)
     }
 
     /// This API server's own URL (`https://<advertise-address>:<secure-port>`).

@@ -73,24 +73,19 @@ fn remove_etcd_member(ctx: &Context, c: &mut Client, node: &str) -> Result<(), S
     if !r.ok() {
         return Err(r.message());
     }
-    let items: Vec<&serde_json::Value> = r
-        .body
-        .get("items")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
-    let names: Vec<&str> = items
-        .iter()
-        .filter_map(|m| m.pointer("/metadata/name").and_then(serde_json::Value::as_str))
-        .collect();
+    let members = crate::apiserver::replication::members_of(
+        r.body
+            .get("items")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten(),
+    );
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     // The voters that stay: the removal is committed once a majority of them hold it.
-    let staying: Vec<String> = items
+    let staying: Vec<String> = members
         .iter()
-        .filter(|m| m.pointer("/metadata/name").and_then(serde_json::Value::as_str) != Some(node))
-        .filter(|m| m.pointer("/spec/isLearner").and_then(serde_json::Value::as_bool) != Some(true))
-        .filter_map(|m| m.pointer("/spec/clientURL").and_then(serde_json::Value::as_str))
-        .map(str::to_string)
+        .filter(|m| m.name != node && m.voter)
+        .map(|m| m.url.clone())
         .collect();
     if names == [node] {
         return Ok(());
@@ -119,30 +114,27 @@ fn wait_for_commit(ctx: &Context, node: &str, staying: &[String]) -> Result<(), 
     if staying.is_empty() {
         return Ok(());
     }
-    let read = |p: &str| std::fs::read_to_string(ctx.path(p)).ok();
-    let ca = read("/etc/kubernetes/pki/ca.crt").ok_or("no /etc/kubernetes/pki/ca.crt")?;
-    let cert = read("/etc/kubernetes/pki/apiserver-kubelet-client.crt");
-    let key = read("/etc/kubernetes/pki/apiserver-kubelet-client.key");
+    let (ca, cert, key) = (
+        ctx.path("/etc/kubernetes/pki/ca.crt"),
+        ctx.path("/etc/kubernetes/pki/apiserver-kubelet-client.crt"),
+        ctx.path("/etc/kubernetes/pki/apiserver-kubelet-client.key"),
+    );
+    if !ca.exists() {
+        return Err("no /etc/kubernetes/pki/ca.crt".into());
+    }
+    let peer = crate::apiserver::replication::PeerIdentity {
+        ca_file: &ca,
+        cert_file: &cert,
+        key_file: &key,
+    };
     let needed = staying.len() / 2 + 1;
     let holds_removal = |url: &String| -> bool {
-        let kc = Kubeconfig {
-            server: url.clone(),
-            ca_pem: ca.clone(),
-            client_cert_pem: cert.clone(),
-            client_key_pem: key.clone(),
-            token: None,
-        };
-        let Ok(mut peer) = Client::new(kc) else {
-            return false;
-        };
-        peer.timeout = Duration::from_millis(700);
-        peer.get("/kbs-sim/replica").ok().is_some_and(|r| {
-            r.ok()
-                && !r.body["snapshot"]["objects"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|o| o["kind"] == "EtcdMember" && o["metadata"]["name"] == node)
+        peer.fetch_replica(url).is_some_and(|(_, snapshot)| {
+            !snapshot["objects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o["kind"] == "EtcdMember" && o["metadata"]["name"] == node)
         })
     };
     let deadline = Instant::now() + COMMIT_TIMEOUT;
