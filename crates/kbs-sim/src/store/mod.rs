@@ -216,8 +216,13 @@ impl Store {
         }
     }
 
+    /// Deletes one object. A deletion is a write and moves the revision, as in etcd: followers
+    /// adopt the leader's copy only when it is newer, so a deletion that kept the revision
+    /// would never reach them.
     pub fn delete(&mut self, key: &ObjectKey) -> Result<Value, ApiError> {
-        self.objects.remove(key).ok_or_else(|| not_found(key))
+        let gone = self.objects.remove(key).ok_or_else(|| not_found(key))?;
+        self.revision += 1;
+        Ok(gone)
     }
 
     /// Deletes every object in `namespace` (the namespace controller's end result).
@@ -273,6 +278,9 @@ impl Store {
                 self.objects.remove(&k);
                 deleted.push(k);
             }
+        }
+        if !deleted.is_empty() {
+            self.revision += 1;
         }
         deleted
     }
@@ -351,5 +359,35 @@ mod tests {
             1
         );
         assert_eq!(restored.revision(), s.revision());
+    }
+
+    /// Followers pull the leader's copy only when its revision is newer: every kind of write,
+    /// deletions and the token cleaner's included, must move it (and nothing else may).
+    #[test]
+    fn every_write_moves_the_revision() {
+        let now = SystemTime::now();
+        let mut s = Store::new();
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "default"}});
+        s.create(cm, now).unwrap();
+        let r0 = s.revision();
+        s.delete(&ObjectKey::new("v1", "ConfigMap", "default", "a"))
+            .unwrap();
+        assert_eq!(s.revision(), r0 + 1, "delete");
+        assert!(s
+            .delete(&ObjectKey::new("v1", "ConfigMap", "default", "a"))
+            .is_err());
+        assert_eq!(s.revision(), r0 + 1, "a failed delete writes nothing");
+        assert!(s.collect_garbage(now).is_empty());
+        assert_eq!(s.revision(), r0 + 1, "nothing to collect");
+        let token = crate::token::BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
+        let expired = crate::token::TokenRecord::new(
+            token,
+            now - std::time::Duration::from_secs(120),
+            std::time::Duration::from_secs(60),
+        );
+        s.create(bootstrap::token_secret(&expired), now).unwrap();
+        let r1 = s.revision();
+        assert_eq!(s.collect_garbage(now).len(), 1);
+        assert_eq!(s.revision(), r1 + 1, "the token cleaner's deletion");
     }
 }
