@@ -340,26 +340,34 @@ impl ApiServer {
                 )
             };
         }
+        // Where object requests go: here (None), to the store's leader, or nowhere (Err).
+        let upstream = match self.role() {
+            replication::Role::Leader => Ok(None),
+            replication::Role::Follower(url) => Ok(Some(url)),
+            replication::Role::Unknown => Ok(self.config.store_upstream.clone()),
+            replication::Role::NoQuorum => Err("etcdserver: request timed out"),
+        };
+        let leads = matches!(upstream, Ok(None));
         // Health, version and discovery come from this API server's own state; only object
         // requests need the store's leader.
         if resources::parse_path(&req.path).is_some() {
-            let target = match self.role() {
-                replication::Role::Leader => None,
-                replication::Role::Follower(url) => Some(url),
-                replication::Role::Unknown => self.config.store_upstream.clone(),
-                replication::Role::NoQuorum => {
-                    return status(500, "", "etcdserver: request timed out", None);
+            match upstream {
+                Err(msg) => return status(500, "", msg, None),
+                Ok(Some(url)) => {
+                    // One hop only: a forwarded request reaching a non-leader means the leader moved.
+                    if req.header(HDR_FORWARDED).is_some() {
+                        return status(500, "", "etcdserver: leader changed", None);
+                    }
+                    return self.forward(&url, req, peer_cert);
                 }
-            };
-            if let Some(url) = target {
-                // One hop only: a forwarded request reaching a non-leader means the leader moved.
-                if req.header(HDR_FORWARDED).is_some() {
-                    return status(500, "", "etcdserver: leader changed", None);
-                }
-                return self.forward(&url, req, peer_cert);
+                Ok(None) => {}
             }
         }
-        self.tick();
+        // Controllers write, so only the leader runs them: a follower that did, on a health
+        // probe, would move its copy ahead of the leader's and split the store.
+        if leads {
+            self.tick();
+        }
         let now = self.clock.now();
         // A peer API server forwarding for its client (see `forward`).
         if peer_id.as_ref().is_some_and(|(cn, _)| cn == PROXY_USER) {

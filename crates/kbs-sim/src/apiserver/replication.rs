@@ -1,10 +1,14 @@
 //! The simulated etcd's replication between control planes: every API server keeps a copy
 //! of the store; the members are the `EtcdMember` objects (voters unless learners). Once a
-//! second, each API server probes the other voters (`GET /kbs-sim/replica`, peers only):
-//! - the leader is the reachable voter with the highest revision (ties: lowest name), and
-//!   only with a majority of voters reachable — so 2 of 3 control planes keep the API up, and
+//! second, each API server probes the other voters (`GET /kbs-sim/replica`, peers only) and
+//! elects (see [`elect`]):
+//! - only with a majority of voters reachable — so 2 of 3 control planes keep the API up, and
 //!   1 of 3 answers `etcdserver: request timed out`, as stacked etcd does;
-//! - followers adopt the leader's snapshot when it is newer and forward requests to it;
+//! - a leader stays leader while it keeps its quorum, as raft's leader does for its term; a new
+//!   one is the reachable voter with the highest revision (raft's "most up-to-date log"; ties:
+//!   lowest name);
+//! - followers adopt the leader's snapshot when it is newer and forward requests to it; only
+//!   the leader writes (its controllers included), so a follower is never ahead of it;
 //! - an API server that knows no members yet (a fresh join) forwards to its
 //!   `--kbs-store-upstream`, and the first control plane, alone, leads.
 //!
@@ -82,19 +86,59 @@ impl PeerIdentity<'_> {
         Some(c)
     }
 
-    /// A peer's revision and snapshot (`GET /kbs-sim/replica`), if it answers.
-    pub fn fetch_replica(&self, url: &str) -> Option<(u64, Value)> {
+    /// A peer's replica (`GET /kbs-sim/replica`), if it answers.
+    pub fn fetch_replica(&self, url: &str) -> Option<Replica> {
         let r = self.client(url)?.get("/kbs-sim/replica").ok()?;
         if !r.ok() {
             return None;
         }
-        Some((r.body.get("revision")?.as_u64()?, r.body.get("snapshot")?.clone()))
+        Some(Replica {
+            revision: r.body.get("revision")?.as_u64()?,
+            snapshot: r.body.get("snapshot")?.clone(),
+            leader: r.body.get("leader").and_then(Value::as_bool) == Some(true),
+        })
     }
 }
 
+/// What a peer answers on `/kbs-sim/replica`.
+pub struct Replica {
+    pub revision: u64,
+    pub snapshot: Value,
+    /// Whether the peer leads the store now.
+    pub leader: bool,
+}
+
+/// A reachable voter as one election round sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub name: String,
+    pub url: String,
+    pub revision: u64,
+    /// It said it leads (for this API server itself: it led after the last round).
+    pub leads: bool,
+}
+
+/// One round's choice of leader among the reachable voters, or `None` without a majority of
+/// `voters`. The leader in office (the best one, should a partition have left two) stays while
+/// it has a quorum: moving leadership whenever another voter catches up would let two API
+/// servers take writes at once. Without one, the most up-to-date voter wins, ties to the
+/// lowest name, so every server that sees the same replicas picks the same one.
+pub fn elect(voters: usize, reachable: &[Candidate]) -> Option<&Candidate> {
+    if reachable.len() * 2 <= voters {
+        return None;
+    }
+    let in_office = most_up_to_date(reachable.iter().filter(|c| c.leads));
+    in_office.or_else(|| most_up_to_date(reachable.iter()))
+}
+
+/// The highest revision, ties to the lowest name.
+fn most_up_to_date<'a>(pool: impl Iterator<Item = &'a Candidate>) -> Option<&'a Candidate> {
+    pool.min_by(|a, b| b.revision.cmp(&a.revision).then(a.name.cmp(&b.name)))
+}
+
 impl ApiServer {
-    /// A peer's revision and snapshot, if it answers.
-    fn fetch_replica(&self, url: &str) -> Option<(u64, Value)> {
+    /// A peer's replica, if it answers.
+    fn fetch_replica(&self, url: &str) -> Option<Replica> {
         PeerIdentity {
             ca_file: &self.config.client_ca_file,
             cert_file: &self.config.proxy_cert_file,
@@ -117,8 +161,8 @@ impl ApiServer {
         if known.is_empty() {
             // A fresh joined control plane learns the members from its upstream.
             if let Some(up) = self.config.store_upstream.clone() {
-                if let Some((_, snap)) = self.fetch_replica(&up) {
-                    self.adopt(&snap);
+                if let Some(r) = self.fetch_replica(&up) {
+                    self.adopt(&r.snapshot);
                     known = members(&self.store());
                 }
             }
@@ -134,30 +178,38 @@ impl ApiServer {
             return;
         }
         let my_rev = self.store().revision();
-        let mut reachable: Vec<(u64, String, String, Option<Value>)> = Vec::new();
+        let mut reachable = Vec::new();
+        let mut snapshots = Vec::new();
         for m in &voters {
-            if Some(&m.url) == me.as_ref() {
-                reachable.push((my_rev, m.name.clone(), m.url.clone(), None));
-            } else if let Some((rev, snap)) = self.fetch_replica(&m.url) {
-                reachable.push((rev, m.name.clone(), m.url.clone(), Some(snap)));
-            }
+            let (revision, leads) = if Some(&m.url) == me.as_ref() {
+                (my_rev, self.role() == Role::Leader)
+            } else if let Some(r) = self.fetch_replica(&m.url) {
+                snapshots.push((m.url.clone(), r.snapshot));
+                (r.revision, r.leader)
+            } else {
+                continue;
+            };
+            reachable.push(Candidate {
+                name: m.name.clone(),
+                url: m.url.clone(),
+                revision,
+                leads,
+            });
         }
-        if reachable.len() * 2 <= voters.len() {
+        let Some(leader) = elect(voters.len(), &reachable) else {
             self.set_role(Role::NoQuorum);
             return;
-        }
-        reachable.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let (rev, _, url, snap) = reachable.swap_remove(0);
-        if Some(&url) == me.as_ref() {
+        };
+        if Some(&leader.url) == me.as_ref() {
             self.set_role(Role::Leader);
-        } else {
-            if rev > my_rev {
-                if let Some(s) = snap {
-                    self.adopt(&s);
-                }
-            }
-            self.set_role(Role::Follower(url));
+            return;
         }
+        if leader.revision > my_rev {
+            if let Some((_, snap)) = snapshots.iter().find(|(u, _)| *u == leader.url) {
+                self.adopt(snap);
+            }
+        }
+        self.set_role(Role::Follower(leader.url.clone()));
     }
 
     fn adopt(&self, snapshot: &Value) {

@@ -66,6 +66,9 @@ pub fn serve(server: Arc<ApiServer>, listener: TcpListener) -> Result<Running, S
     )?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
+    // One round before the first request: a restarted control plane must learn who leads
+    // before it answers, or its stale copy would take writes.
+    server.replicate();
     {
         let server = server.clone();
         let stop = stop.clone();

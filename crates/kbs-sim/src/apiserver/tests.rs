@@ -1,6 +1,7 @@
 //! The API server over TLS on loopback, driven with the shared client.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -612,4 +613,84 @@ fn malformed_bodies_are_bad_requests_not_crashes() {
         .unwrap();
     assert_eq!(r.status, 400);
     assert_eq!(c.get("/livez").unwrap().status, 200, "the server is still up");
+}
+
+/// The token cleaner is a controller, and controllers write: a follower that ran them on a
+/// health probe would move its copy of the store ahead of the leader's, and the next election
+/// (most up-to-date wins) would hand it the lead with a store that lacks the leader's writes.
+#[test]
+fn only_the_leader_runs_controllers_a_followers_health_probe_leaves_its_copy_alone() {
+    let f = Fixture::start(PortRange::default());
+    let copy = ApiServer::from_config(f.server.config.clone(), Clock::default()).unwrap();
+    let now = std::time::SystemTime::now();
+    let token = crate::token::BootstrapToken::parse("abcdef.0123456789abcdef").unwrap();
+    let expired =
+        crate::token::TokenRecord::new(token, now - Duration::from_secs(120), Duration::from_secs(60));
+    copy.store()
+        .create(crate::store::bootstrap::token_secret(&expired), now)
+        .unwrap();
+    let before = copy.store().revision();
+    let healthz = crate::http::Request {
+        method: "GET".into(),
+        path: "/healthz".into(),
+        ..Default::default()
+    };
+    for follower in [
+        replication::Role::Follower("https://127.0.0.1:1".into()),
+        replication::Role::NoQuorum,
+    ] {
+        *copy.role.lock().unwrap() = follower.clone();
+        assert_eq!(copy.handle(&healthz, None).status, 200, "{follower:?}");
+        assert_eq!(copy.store().revision(), before, "{follower:?} changed its copy");
+    }
+    *copy.role.lock().unwrap() = replication::Role::Leader;
+    assert_eq!(copy.handle(&healthz, None).status, 200);
+    assert!(
+        copy.store().revision() > before,
+        "the leader's token cleaner deletes the expired token"
+    );
+}
+
+fn candidate(name: &str, revision: u64, leads: bool) -> replication::Candidate {
+    replication::Candidate {
+        name: name.into(),
+        url: format!("https://{name}:6443"),
+        revision,
+        leads,
+    }
+}
+
+fn elected(voters: usize, reachable: &[replication::Candidate]) -> Option<String> {
+    replication::elect(voters, reachable).map(|c| c.name.clone())
+}
+
+#[test]
+fn a_leader_keeps_office_while_it_has_a_quorum() {
+    // host01 caught up with host02, which leads: a tie on revision does not move the lead
+    // (two API servers would take writes until both noticed).
+    let caught_up = [
+        candidate("host01", 120, false),
+        candidate("host02", 120, true),
+        candidate("host03", 118, false),
+    ];
+    assert_eq!(elected(3, &caught_up).as_deref(), Some("host02"));
+    // Nobody in office (the leader stopped or was removed): the most up-to-date voter, ties
+    // to the lowest name, so every API server seeing the same replicas picks the same one.
+    let vacant = [candidate("host02", 130, false), candidate("host03", 131, false)];
+    assert_eq!(elected(3, &vacant).as_deref(), Some("host03"));
+    let tie = [candidate("host03", 131, false), candidate("host02", 131, false)];
+    assert_eq!(elected(3, &tie).as_deref(), Some("host02"));
+    // A healed partition left two in office: the more up-to-date one stays.
+    let two = [
+        candidate("host01", 140, true),
+        candidate("host02", 142, true),
+        candidate("host03", 150, false),
+    ];
+    assert_eq!(elected(3, &two).as_deref(), Some("host02"));
+    // A restarted control plane with a stale copy does not lead, whatever its name.
+    let stale = [candidate("host01", 90, false), candidate("host03", 150, false)];
+    assert_eq!(elected(3, &stale).as_deref(), Some("host03"));
+    // No majority of the voters reachable: no leader (1 of 3, 2 of 4).
+    assert_eq!(elected(3, &[candidate("host01", 1, true)]), None);
+    assert_eq!(elected(4, &vacant), None);
 }

@@ -129,8 +129,8 @@ fn wait_for_commit(ctx: &Context, node: &str, staying: &[String]) -> Result<(), 
     };
     let needed = staying.len() / 2 + 1;
     let holds_removal = |url: &String| -> bool {
-        peer.fetch_replica(url).is_some_and(|(_, snapshot)| {
-            !snapshot["objects"]
+        peer.fetch_replica(url).is_some_and(|replica| {
+            !replica.snapshot["objects"]
                 .as_array()
                 .into_iter()
                 .flatten()
